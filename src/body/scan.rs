@@ -1,0 +1,470 @@
+//! Strict RFC 8259 validator that walks the body once, iteratively (explicit bit stack, no
+//! recursion), and reports the direct members of the value it starts on when that value is an
+//! object.
+//!
+//! UTF-8 is validated on the way, inside strings only (outside them any non-ASCII byte is a
+//! syntax error anyway): the string scan stops at non-ASCII bytes too, and `skip_utf8` checks
+//! the characters up to the next ASCII byte. Pure-ASCII text so costs nothing extra and no
+//! second pass over the body is made; the result is the same as `std::str::from_utf8`'s,
+//! offsets included (tested exhaustively on the boundary cases).
+
+use super::BodyError;
+
+/// A half-open byte range `start..end` of the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Span {
+    pub(super) start: usize,
+    pub(super) end: usize,
+}
+
+/// One direct member of the scanned object.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Member {
+    /// The key's raw text, between (not including) its quotes.
+    pub(super) key: Span,
+    /// The key contains at least one backslash escape.
+    pub(super) key_escaped: bool,
+    /// The whole value, e.g. `"gpt-4"` with its quotes, `{...}` with its braces.
+    pub(super) value: Span,
+}
+
+fn syntax(offset: usize, reason: &'static str) -> BodyError {
+    BodyError::Syntax { offset, reason }
+}
+
+const END: &str = "unexpected end of input";
+
+/// The reason reported when `c` appears where a value was expected.
+fn unexpected(c: u8) -> &'static str {
+    match c {
+        b']' => "unexpected ']'",
+        b'}' => "unexpected '}'",
+        b',' => "unexpected ','",
+        b':' => "unexpected ':'",
+        b'\'' => "unexpected '\\''",
+        b'+' => "unexpected '+'",
+        b'.' => "unexpected '.'",
+        _ => "unexpected character",
+    }
+}
+
+#[inline]
+fn byte_at(b: &[u8], i: usize) -> Result<u8, BodyError> {
+    match b.get(i) {
+        Some(&c) => Ok(c),
+        None => Err(syntax(b.len(), END)),
+    }
+}
+
+#[inline]
+pub(super) fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while let Some(&c) = b.get(i) {
+        if matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    i
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Index of the first byte at or after `i` that is `"`, `\`, a control character (< 0x20) or
+/// not ASCII (≥ 0x80), or `b.len()` when there is none. Works on 8-byte words (SWAR), 32 bytes
+/// per step after the first word; in each word the lowest flagged byte is exact, so it is the
+/// first special one.
+#[inline]
+fn find_special(b: &[u8], mut i: usize) -> usize {
+    // Keys and short values mostly end within the first word: look there alone first.
+    if let Some(w) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        let m = special_mask(u64::from_le_bytes(w));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    let rest = b.get(i..).unwrap_or_default();
+    let mut blocks = rest.chunks_exact(32);
+    let mut base = i;
+    for block in blocks.by_ref() {
+        let mut m = [0u64; 4];
+        for (k, word) in block.chunks_exact(8).enumerate() {
+            if let (Some(slot), Ok(w)) = (m.get_mut(k), <[u8; 8]>::try_from(word)) {
+                *slot = special_mask(u64::from_le_bytes(w));
+            }
+        }
+        let [m0, m1, m2, m3] = m;
+        if (m0 | m1 | m2 | m3) != 0 {
+            let (k, w) = if m0 != 0 {
+                (0, m0)
+            } else if m1 != 0 {
+                (8, m1)
+            } else if m2 != 0 {
+                (16, m2)
+            } else {
+                (24, m3)
+            };
+            return base + k + (w.trailing_zeros() / 8) as usize;
+        }
+        base += 32;
+    }
+    let tail = blocks.remainder();
+    for (k, &c) in tail.iter().enumerate() {
+        if c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c) {
+            return base + k;
+        }
+    }
+    base + tail.len()
+}
+
+#[inline(always)]
+fn special_mask(x: u64) -> u64 {
+    // `(v - n·LO) & !v & HI` flags the bytes of v below n (n = 1: zero bytes), and exactly for
+    // the lowest one. The xors leave the high bits alone, so `!v & HI` is `!x & HI` for all
+    // three tests; `| x` then flags the non-ASCII bytes.
+    let quote = x ^ (LO * b'"' as u64);
+    let slash = x ^ (LO * b'\\' as u64);
+    (((quote.wrapping_sub(LO) | slash.wrapping_sub(LO) | x.wrapping_sub(LO * 0x20)) & !x) | x) & HI
+}
+
+/// Validates the UTF-8 characters starting at the non-ASCII byte at `i`, up to the next ASCII
+/// byte; returns that byte's index. Reports the first invalid sequence like
+/// `std::str::from_utf8` does (`offset` = where the bad sequence starts).
+#[inline(never)]
+fn skip_utf8(b: &[u8], i: usize) -> Result<usize, BodyError> {
+    let mut k = i;
+    while let Some(w) = b
+        .get(k..k + 4)
+        .and_then(|w| <[u8; 4]>::try_from(w).ok())
+        .map(u32::from_le_bytes)
+    {
+        let lead = w as u8;
+        // The common case first: a 3-byte character with an unrestricted lead (CJK and most
+        // symbols): lead E1..=EF but not ED, then two continuation bytes.
+        if w & 0x00C0_C0F0 == 0x0080_80E0 && lead != 0xE0 && lead != 0xED {
+            k += 3;
+            continue;
+        }
+        if lead < 0x80 {
+            return Ok(k);
+        }
+        let second = (w >> 8) as u8;
+        k += match lead {
+            0xC2..=0xDF if w & 0xC000 == 0x8000 => 2,
+            0xE0 if w & 0xC0_C000 == 0x80_8000 && second >= 0xA0 => 3,
+            0xED if w & 0xC0_C000 == 0x80_8000 && second < 0xA0 => 3,
+            0xF1..=0xF3 if w & 0xC0C0_C000 == 0x8080_8000 => 4,
+            0xF0 if w & 0xC0C0_C000 == 0x8080_8000 && second >= 0x90 => 4,
+            0xF4 if w & 0xC0C0_C000 == 0x8080_8000 && second < 0x90 => 4,
+            _ => return Err(BodyError::InvalidUtf8 { offset: k }),
+        };
+    }
+    // Fewer than 4 bytes left: let std check what remains of the run.
+    let tail = b.get(k..).unwrap_or_default();
+    let run = tail.iter().take_while(|&&c| c >= 0x80).count();
+    match std::str::from_utf8(tail.get(..run).unwrap_or_default()) {
+        Ok(_) => Ok(k + run),
+        Err(e) => Err(BodyError::InvalidUtf8 {
+            offset: k + e.valid_up_to(),
+        }),
+    }
+}
+
+fn is_hex(c: u8) -> bool {
+    c.is_ascii_hexdigit()
+}
+
+/// Validates the string starting at the `"` at `i`. Returns the index just past its closing
+/// quote and whether it contains escapes.
+#[inline]
+pub(super) fn scan_string(b: &[u8], i: usize) -> Result<(usize, bool), BodyError> {
+    let mut j = i + 1;
+    let mut escaped = false;
+    loop {
+        j = find_special(b, j);
+        match b.get(j) {
+            None => return Err(syntax(b.len(), "unterminated string")),
+            Some(b'"') => return Ok((j + 1, escaped)),
+            Some(b'\\') => {
+                escaped = true;
+                match b.get(j + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => j += 2,
+                    Some(b'u') => match b.get(j + 2..j + 6) {
+                        Some(h) if h.iter().all(|&c| is_hex(c)) => j += 6,
+                        _ => return Err(syntax(j, "invalid \\u escape in string")),
+                    },
+                    Some(_) => return Err(syntax(j, "invalid escape in string")),
+                    None => return Err(syntax(b.len(), "unterminated string")),
+                }
+            }
+            Some(&c) if c >= 0x80 => j = skip_utf8(b, j)?,
+            Some(_) => return Err(syntax(j, "unescaped control character in string")),
+        }
+    }
+}
+
+#[inline]
+fn digits(b: &[u8], mut i: usize) -> usize {
+    while let Some(c) = b.get(i) {
+        if c.is_ascii_digit() {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    i
+}
+
+/// Validates the number starting at `i` (a `-` or a digit). Returns the index just past it.
+fn scan_number(b: &[u8], i: usize) -> Result<usize, BodyError> {
+    let mut j = i;
+    if b.get(j) == Some(&b'-') {
+        j += 1;
+    }
+    match b.get(j) {
+        Some(b'0') => {
+            j += 1;
+            if matches!(b.get(j), Some(c) if c.is_ascii_digit()) {
+                return Err(syntax(j - 1, "leading zero in number"));
+            }
+        }
+        Some(b'1'..=b'9') => j = digits(b, j + 1),
+        _ => return Err(syntax(j, "invalid number")),
+    }
+    if b.get(j) == Some(&b'.') {
+        let k = digits(b, j + 1);
+        if k == j + 1 {
+            return Err(syntax(k, "invalid number"));
+        }
+        j = k;
+    }
+    if matches!(b.get(j), Some(b'e' | b'E')) {
+        j += 1;
+        if matches!(b.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        let k = digits(b, j);
+        if k == j {
+            return Err(syntax(k, "invalid number"));
+        }
+        j = k;
+    }
+    Ok(j)
+}
+
+fn literal(b: &[u8], i: usize, word: &'static [u8]) -> Result<usize, BodyError> {
+    if b.get(i..i + word.len()) == Some(word) {
+        Ok(i + word.len())
+    } else {
+        Err(syntax(i, "invalid literal"))
+    }
+}
+
+/// One bit per open container (1 = object). The first 1024 levels live inline; deeper bodies
+/// spill into a Vec (so ordinary bodies allocate nothing, and absurd ones cost one bit a level).
+struct BitStack {
+    inline: [u64; 16],
+    spill: Vec<u64>,
+    depth: usize,
+}
+
+impl BitStack {
+    fn new() -> Self {
+        BitStack {
+            inline: [0; 16],
+            spill: Vec::new(),
+            depth: 0,
+        }
+    }
+
+    fn word(&mut self, w: usize) -> Option<&mut u64> {
+        if w < self.inline.len() {
+            self.inline.get_mut(w)
+        } else {
+            let k = w - self.inline.len();
+            if self.spill.len() <= k {
+                self.spill.push(0);
+            }
+            self.spill.get_mut(k)
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, object: bool) {
+        let bit = 1u64 << (self.depth % 64);
+        if let Some(word) = self.word(self.depth / 64) {
+            if object {
+                *word |= bit;
+            } else {
+                *word &= !bit;
+            }
+        }
+        self.depth += 1;
+    }
+
+    /// Pops the top container and returns whether the new top is an object.
+    #[inline]
+    fn pop(&mut self) -> bool {
+        self.depth = self.depth.saturating_sub(1);
+        self.top()
+    }
+
+    #[inline]
+    fn top(&self) -> bool {
+        let Some(d) = self.depth.checked_sub(1) else {
+            return false;
+        };
+        let w = d / 64;
+        let word = if w < self.inline.len() {
+            self.inline.get(w)
+        } else {
+            self.spill.get(w - self.inline.len())
+        };
+        word.is_some_and(|x| x & (1u64 << (d % 64)) != 0)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum State {
+    /// Expecting a value at `i` (whitespace already skipped).
+    Value,
+    /// A value just ended at `i`.
+    After,
+    /// Expecting an object key at `i` (whitespace already skipped).
+    Key,
+}
+
+/// Validates the single JSON value that starts at `start` (whitespace before it already
+/// skipped) and returns the index just past it. When that value is an object, `on_member` is
+/// called for each of its direct members, in order.
+pub(super) fn scan_value<F: FnMut(Member)>(
+    b: &[u8],
+    start: usize,
+    mut on_member: F,
+) -> Result<usize, BodyError> {
+    let mut stack = BitStack::new();
+    let mut in_object = false;
+    let mut i = start;
+    let mut key = Span { start: 0, end: 0 };
+    let mut key_escaped = false;
+    let mut value_start = 0;
+    let mut state = State::Value;
+    loop {
+        match state {
+            State::Value => {
+                let c = byte_at(b, i)?;
+                match c {
+                    b'"' => {
+                        i = scan_string(b, i)?.0;
+                        state = State::After;
+                    }
+                    b'{' => {
+                        i = skip_ws(b, i + 1);
+                        if byte_at(b, i)? == b'}' {
+                            i += 1;
+                            state = State::After;
+                        } else {
+                            stack.push(true);
+                            in_object = true;
+                            state = State::Key;
+                        }
+                    }
+                    b'[' => {
+                        i = skip_ws(b, i + 1);
+                        if byte_at(b, i)? == b']' {
+                            i += 1;
+                            state = State::After;
+                        } else {
+                            stack.push(false);
+                            in_object = false;
+                        }
+                    }
+                    b'-' | b'0'..=b'9' => {
+                        i = scan_number(b, i)?;
+                        state = State::After;
+                    }
+                    b't' => {
+                        i = literal(b, i, b"true")?;
+                        state = State::After;
+                    }
+                    b'f' => {
+                        i = literal(b, i, b"false")?;
+                        state = State::After;
+                    }
+                    b'n' => {
+                        i = literal(b, i, b"null")?;
+                        state = State::After;
+                    }
+                    _ => return Err(syntax(i, unexpected(c))),
+                }
+            }
+            State::After => {
+                if stack.depth <= 1 {
+                    if stack.depth == 0 {
+                        return Ok(i);
+                    }
+                    if in_object {
+                        on_member(Member {
+                            key,
+                            key_escaped,
+                            value: Span {
+                                start: value_start,
+                                end: i,
+                            },
+                        });
+                    }
+                }
+                i = skip_ws(b, i);
+                match byte_at(b, i)? {
+                    b',' => {
+                        i = skip_ws(b, i + 1);
+                        if in_object {
+                            state = State::Key;
+                        } else {
+                            if b.get(i) == Some(&b']') {
+                                return Err(syntax(i, "trailing comma"));
+                            }
+                            state = State::Value;
+                        }
+                    }
+                    b'}' if in_object => {
+                        i += 1;
+                        in_object = stack.pop();
+                    }
+                    b']' if !in_object => {
+                        i += 1;
+                        in_object = stack.pop();
+                    }
+                    _ if in_object => return Err(syntax(i, "expected ',' or '}'")),
+                    _ => return Err(syntax(i, "expected ',' or ']'")),
+                }
+            }
+            State::Key => {
+                match byte_at(b, i)? {
+                    b'"' => {}
+                    b'}' => return Err(syntax(i, "trailing comma")),
+                    _ => return Err(syntax(i, "expected a string key")),
+                }
+                let (end, escaped) = scan_string(b, i)?;
+                if stack.depth == 1 {
+                    key = Span {
+                        start: i + 1,
+                        end: end - 1,
+                    };
+                    key_escaped = escaped;
+                }
+                i = skip_ws(b, end);
+                if byte_at(b, i)? != b':' {
+                    return Err(syntax(i, "expected ':' after object key"));
+                }
+                i = skip_ws(b, i + 1);
+                if stack.depth == 1 {
+                    value_start = i;
+                }
+                state = State::Value;
+            }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! ai-gateway-filter: an AI gateway that runs inside Envoy as a proxy-wasm HTTP filter.
+//!
+//! Data flows one way: host bytes → [`filter`] → pure functions → edits → [`filter`] → host.
+//! Nothing outside `filter/` talks to the host, so every module below is unit-tested natively
+//! with `cargo test`; only `filter/` is compiled for (and only for) `wasm32`.
+
+pub mod body;
+pub mod breaker;
+pub mod config;
+pub mod errors;
+pub mod models_endpoint;
+pub mod rng;
+pub mod routing;
+pub mod usage;
+
+#[cfg(target_arch = "wasm32")]
+mod filter;
+
+/// The crate version, logged by the filter when its VM starts.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

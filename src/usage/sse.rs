@@ -1,0 +1,167 @@
+//! Incremental `text/event-stream` parser feeding each event's data to a [`JsonScanner`].
+//!
+//! The parts of the WHATWG rules that matter here: lines end with `\n`, `\r\n` or `\r` (also
+//! when the `\r` and `\n` arrive in different chunks); a `data` field's value loses one leading
+//! space and successive `data` lines of an event are joined with `\n`; `:` lines are comments;
+//! other fields (`event`, `id`, `retry`, unknown) are ignored; an empty line ends the event.
+//! A payload that is not JSON (`[DONE]`) simply fails the JSON scan of its event.
+
+use super::bytes::find2;
+use super::json::JsonScanner;
+
+/// Observer of the positions the stripper needs (all positions index the current chunk).
+pub(super) trait Sink {
+    /// A non-empty line starts at `pos`; `comment` when its first byte is `:`.
+    fn line_start(&mut self, _pos: usize, _comment: bool) {}
+    /// More of the event's data went through the JSON scanner.
+    fn data_fed(&mut self, _json: &JsonScanner) {}
+    /// An empty line ended the event; `end` is just past its terminator, which was `\r`
+    /// when `cr` (a following `\n` then belongs to it, see `lf_after_cr`).
+    fn dispatch(&mut self, _end: usize, _cr: bool, _json: &JsonScanner, _had_data: bool) {}
+    /// The `\n` at `pos` completed a `\r\n` line ending.
+    fn lf_after_cr(&mut self, _pos: usize) {}
+}
+
+/// The scanner alone needs no positions.
+impl Sink for () {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    /// At the first byte of a line.
+    Start,
+    /// In a field name, the first `n` bytes of which equal the first `n` bytes of `data`.
+    Field(u8),
+    /// Right after `data:`, where one space is dropped.
+    DataSpace,
+    /// In the value of a `data` field.
+    Data,
+    /// In a line that is ignored to its end.
+    Skip,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct SseScanner {
+    line: Line,
+    /// The previous byte was a `\r` ending a line.
+    after_cr: bool,
+    /// The current event has had a `data` line.
+    had_data: bool,
+    json: JsonScanner,
+}
+
+impl SseScanner {
+    pub(super) fn new() -> Self {
+        SseScanner {
+            line: Line::Start,
+            after_cr: false,
+            had_data: false,
+            json: JsonScanner::new(),
+        }
+    }
+
+    pub(super) fn json(&self) -> &JsonScanner {
+        &self.json
+    }
+
+    pub(super) fn feed<S: Sink>(&mut self, chunk: &[u8], sink: &mut S) {
+        let n = chunk.len();
+        let mut i = 0;
+        while i < n {
+            match self.line {
+                Line::Start => {
+                    let b = chunk[i];
+                    if self.after_cr {
+                        self.after_cr = false;
+                        if b == b'\n' {
+                            sink.lf_after_cr(i);
+                            i += 1;
+                            continue;
+                        }
+                    }
+                    if b == b'\n' || b == b'\r' {
+                        self.after_cr = b == b'\r';
+                        i += 1;
+                        sink.dispatch(i, self.after_cr, &self.json, self.had_data);
+                        self.json.reset();
+                        self.had_data = false;
+                        continue;
+                    }
+                    sink.line_start(i, b == b':');
+                    if b == b':' {
+                        self.line = Line::Skip;
+                        i += 1;
+                    } else {
+                        self.line = Line::Field(0);
+                    }
+                }
+                Line::Field(matched) => {
+                    let b = chunk[i];
+                    match b"data".get(usize::from(matched)) {
+                        Some(&expected) if b == expected => {
+                            self.line = Line::Field(matched + 1);
+                            i += 1;
+                        }
+                        // A field name other than `data`: `b` is looked at again by `Skip`.
+                        Some(_) => self.line = Line::Skip,
+                        None => match b {
+                            b':' => {
+                                self.line = Line::DataSpace;
+                                i += 1;
+                            }
+                            // `data` without a colon: a data line with an empty value.
+                            b'\n' | b'\r' => {
+                                self.begin_data(sink);
+                                self.end_line(b);
+                                i += 1;
+                            }
+                            _ => self.line = Line::Skip,
+                        },
+                    }
+                }
+                Line::DataSpace => {
+                    if chunk[i] == b' ' {
+                        i += 1;
+                    }
+                    self.begin_data(sink);
+                    self.line = Line::Data;
+                }
+                Line::Data => {
+                    let rest = &chunk[i..];
+                    match find2(rest, b'\n', b'\r') {
+                        None => {
+                            self.json.feed(rest);
+                            sink.data_fed(&self.json);
+                            i = n;
+                        }
+                        Some(k) => {
+                            self.json.feed(&rest[..k]);
+                            sink.data_fed(&self.json);
+                            self.end_line(rest[k]);
+                            i += k + 1;
+                        }
+                    }
+                }
+                Line::Skip => match find2(&chunk[i..], b'\n', b'\r') {
+                    None => i = n,
+                    Some(k) => {
+                        self.end_line(chunk[i + k]);
+                        i += k + 1;
+                    }
+                },
+            }
+        }
+    }
+
+    fn begin_data<S: Sink>(&mut self, sink: &mut S) {
+        if self.had_data {
+            self.json.feed(b"\n");
+            sink.data_fed(&self.json);
+        }
+        self.had_data = true;
+    }
+
+    fn end_line(&mut self, terminator: u8) {
+        self.after_cr = terminator == b'\r';
+        self.line = Line::Start;
+    }
+}

@@ -1,0 +1,132 @@
+//! Tests of the usage scanner and the SSE usage-chunk stripper, with shared split helpers.
+
+mod fixtures;
+mod oracle;
+mod scanner;
+mod stripper;
+mod throughput;
+
+use super::{Format, Usage, UsageChunkStripper, UsageScanner};
+
+/// Tiny deterministic PRNG for reproducible splits and inputs.
+pub(super) struct XorShift(u64);
+
+impl XorShift {
+    pub(super) fn new(seed: u64) -> Self {
+        XorShift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    pub(super) fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// Uniform-ish in `0..n` (0 when `n` is 0).
+    pub(super) fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+}
+
+/// Cuts `input` at the given increasing positions.
+pub(super) fn cut<'a>(input: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut chunks = Vec::with_capacity(cuts.len() + 1);
+    let mut from = 0;
+    for &at in cuts {
+        chunks.push(&input[from..at]);
+        from = at;
+    }
+    chunks.push(&input[from..]);
+    chunks
+}
+
+/// The ways `len` bytes are split in the tests: whole, every 2-way split point, one byte per
+/// chunk, and deterministic pseudo-random many-way splits with pieces of varied sizes
+/// (including empty chunks).
+pub(super) fn split_plans(len: usize, seed: u64) -> Vec<Vec<usize>> {
+    let mut plans = vec![Vec::new()];
+    plans.extend((0..=len).map(|at| vec![at]));
+    plans.push((1..len).collect());
+    let mut rng = XorShift::new(seed);
+    for round in 0..200 {
+        let max_piece = [1, 2, 3, 5, 8, 13, 64, 300][round % 8];
+        plans.push(random_cuts(len, &mut rng, max_piece));
+    }
+    plans
+}
+
+/// Pseudo-random cut positions for `len` bytes, pieces of `0..=max_piece` bytes.
+pub(super) fn random_cuts(len: usize, rng: &mut XorShift, max_piece: usize) -> Vec<usize> {
+    let mut cuts = Vec::new();
+    let mut at = 0;
+    loop {
+        at += rng.below(max_piece + 1);
+        if at >= len {
+            return cuts;
+        }
+        cuts.push(at);
+    }
+}
+
+pub(super) fn scan(format: Format, chunks: &[&[u8]]) -> Option<Usage> {
+    let mut scanner = UsageScanner::new(format);
+    for chunk in chunks {
+        scanner.feed(chunk);
+    }
+    scanner.usage()
+}
+
+/// Asserts the scanner reports `expected` however `input` is split.
+pub(super) fn assert_usage_for_all_splits(format: Format, input: &[u8], expected: Option<Usage>) {
+    for cuts in split_plans(input.len(), input.len() as u64) {
+        let got = scan(format, &cut(input, &cuts));
+        assert_eq!(got, expected, "{format:?} split at {cuts:?}");
+    }
+}
+
+/// What the client receives: `end_of_stream` either on the last chunk or on an extra empty one.
+pub(super) fn strip(chunks: &[&[u8]], eos_on_last: bool) -> (Vec<u8>, Option<Usage>) {
+    let mut stripper = UsageChunkStripper::new();
+    let mut out = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let last = i + 1 == chunks.len();
+        out.extend_from_slice(&stripper.filter(chunk, eos_on_last && last));
+    }
+    if !eos_on_last {
+        out.extend_from_slice(&stripper.filter(&[], true));
+    }
+    (out, stripper.usage())
+}
+
+/// Asserts the stripper turns `input` into `expected` however it is split.
+pub(super) fn assert_stripped_for_all_splits(input: &[u8], expected: &[u8]) {
+    for cuts in split_plans(input.len(), input.len() as u64 ^ 0x5eed) {
+        let chunks = cut(input, &cuts);
+        for eos_on_last in [true, false] {
+            let (out, _) = strip(&chunks, eos_on_last);
+            assert!(
+                out == expected,
+                "split at {cuts:?} (eos on last: {eos_on_last}):\n got: {}\nwant: {}",
+                String::from_utf8_lossy(&out).escape_debug(),
+                String::from_utf8_lossy(expected).escape_debug()
+            );
+        }
+    }
+}
+
+/// `stream` with `event` (which must occur exactly once) removed.
+pub(super) fn without(stream: &str, event: &str) -> String {
+    assert_eq!(
+        stream.matches(event).count(),
+        1,
+        "fixture must hold the event once"
+    );
+    stream.replacen(event, "", 1)
+}

@@ -1,0 +1,71 @@
+"""Per-request timeouts set by the filter, and the provider key's secrecy."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import TEST_KEY, assert_openai_error, chat, chat_body, demo_plugin_config, upstream_request
+
+
+@pytest.fixture(scope="module")
+def mock_(module_launcher):
+    return module_launcher.mock("mock")
+
+
+@pytest.fixture(scope="module")
+def short_timeouts(module_launcher, mock_):
+    """Global timeout_ms 1000; claude-sonnet-4.5 overrides it with 4000."""
+    cfg = demo_plugin_config()
+    cfg["timeout_ms"] = 1000
+    for m in cfg["models"]:
+        if m["name"] == "claude-sonnet-4.5":
+            m["timeout_ms"] = 4000
+    return module_launcher.envoy(mock_, cfg)
+
+
+def timed(gw, body, headers):
+    t0 = time.monotonic()
+    reply = chat(gw, body, headers=headers, timeout=30)
+    return reply, time.monotonic() - t0
+
+
+def test_the_global_timeout_cuts_a_slow_provider_and_a_client_cannot_extend_it(short_timeouts):
+    reply, took = timed(
+        short_timeouts,
+        chat_body("chat"),
+        {"x-mock-delay-ms": "2500", "x-envoy-upstream-rq-timeout-ms": "60000"},
+    )
+    assert reply.status == 504, reply.body[:300]
+    assert 0.9 <= took < 2.4, f"took {took:.2f}s with timeout_ms 1000"
+
+
+def test_a_models_own_timeout_overrides_the_global_one(short_timeouts, mock_):
+    reply, took = timed(short_timeouts, chat_body("claude-sonnet-4.5"), {"x-mock-delay-ms": "2000"})
+    assert reply.status == 200, reply.body[:300]
+    assert took >= 1.9
+    upstream_request(reply, mock_)
+    reply, took = timed(short_timeouts, chat_body("claude-sonnet-4.5"), {"x-mock-delay-ms": "6000"})
+    assert reply.status == 504
+    assert 3.9 <= took < 5.9, f"took {took:.2f}s with timeout_ms 4000"
+
+
+def test_a_client_cannot_shorten_the_timeout_either(short_timeouts, mock_):
+    reply, _ = timed(short_timeouts, chat_body("chat"), {"x-mock-delay-ms": "300", "x-envoy-upstream-rq-timeout-ms": "1"})
+    assert reply.status == 200, reply.body[:300]
+
+
+def test_the_key_is_in_no_admin_output(short_timeouts):
+    for path in ("/config_dump", "/config_dump?include_eds", "/stats", "/stats/prometheus", "/server_info", "/clusters"):
+        text = short_timeouts.admin(path).text
+        assert TEST_KEY not in text, f"the provider key is visible in admin {path}"
+    assert TEST_KEY not in short_timeouts.log(), "the provider key was logged"
+
+
+def test_without_the_key_in_its_environment_the_gateway_answers_500_gateway_misconfigured(mock, envoy):
+    m = mock("nokey")
+    gw = envoy(m, key=None)
+    reply = chat(gw, chat_body("chat"), headers={"authorization": "Bearer client-secret"})
+    assert_openai_error(reply, 500, "gateway_misconfigured")
+    assert m.last_id() == 0, "a request went upstream without the provider key"
+    assert "HOLYSHEEP_API_KEY" in gw.log(), "no log line names the missing variable"
