@@ -214,6 +214,11 @@ fn elapsed(now: u64, since: u64, span: u64) -> u64 {
 }
 
 impl TargetState {
+    /// Whether the circuit is open or half-open (not closed), whatever the time.
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
     /// Phase at `now_ms`. An OPEN circuit becomes HALF-OPEN by time, `cooldown_ms` after it opened.
     pub fn phase(&self, now_ms: u64, cfg: &BreakerConfig) -> Phase {
         if !self.open {
@@ -471,6 +476,8 @@ fn take_u32(rest: &mut &[u8]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// threshold 0.5, window 10 s (buckets of 1 s), min 4 requests, cooldown 30 s.
     const CFG: BreakerConfig = BreakerConfig {

@@ -8,12 +8,13 @@ pub mod body;
 pub mod breaker;
 pub mod config;
 pub mod errors;
+pub mod metrics;
 pub mod models_endpoint;
 pub mod rng;
 pub mod routing;
 pub mod usage;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 mod filter;
 
 /// The crate version, logged by the filter when its VM starts.

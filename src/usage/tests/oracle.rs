@@ -2,6 +2,8 @@
 //! stripper agree with a full parse on random documents.
 
 use serde_json::{Map, Number, Value};
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::fixtures::*;
 use super::*;

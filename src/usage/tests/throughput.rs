@@ -2,6 +2,8 @@
 //! `cargo test --release -- --ignored --nocapture throughput`.
 
 use std::time::Instant;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::fixtures::*;
 use super::*;
