@@ -21,8 +21,11 @@ PYTEST      := $(VENV)/bin/pytest
 VENV_STAMP  := $(VENV)/.requirements-installed
 # Extra pytest arguments, e.g. `make e2e PYTEST_ARGS='-k sticky -x'`.
 PYTEST_ARGS ?=
-# The tiers `make test` runs, in order.
+# The tiers `make test` runs, in order (fragments in mk/ may append theirs).
 TIERS       := lint unit wasm validate-envoy e2e
+
+# Further targets (fuzzing, wasm-side unit tests, soak, ...) live in mk/*.mk.
+-include $(sort $(wildcard mk/*.mk))
 
 .PHONY: help test lint unit wasm wasm-target tools venv validate-envoy e2e demo clean
 
@@ -37,7 +40,7 @@ help: ## Show this help
 	@echo "           $(ENVOY) (Envoy 1.40 from PyPI)."
 	@echo "Start here: make demo"
 
-test: ## Run every tier (lint, unit, wasm, validate-envoy, e2e), then print a summary; fails if any tier failed
+test: ## Run every test tier (lint, unit, wasm, validate-envoy, e2e, + those of mk/*.mk), print a summary, fail if any failed
 	@failed=(); report=(); \
 	for tier in $(TIERS); do \
 	  echo; echo "==> make $$tier"; start=$$(date +%s); \
@@ -53,8 +56,8 @@ lint: wasm-target ## cargo fmt --check and clippy -D warnings (native workspace 
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) -p ai-gateway-filter --lib -- -D warnings
 
-unit: ## Native unit tests of the whole workspace (cargo test)
-	$(CARGO) test --workspace
+unit: ## Native unit tests of the whole workspace (cargo test, every test binary even after a failure)
+	$(CARGO) test --workspace --no-fail-fast
 
 wasm-target:
 	@if command -v rustup >/dev/null 2>&1; then rustup target add $(WASM_TARGET); \
