@@ -81,7 +81,7 @@ $(VENV_STAMP): tests/requirements.txt
 validate-envoy: wasm venv ## envoy --mode validate for every envoy/*.yaml (loads the .wasm)
 	@for f in envoy/*.yaml; do \
 	  echo "envoy --mode validate -c $$f"; \
-	  HOLYSHEEP_API_KEY=sk-dummy-for-validation $(ENVOY) --mode validate -c "$$f" -l warning || exit 1; \
+	  HOLYSHEEP_API_KEY=sk-dummy-for-validation BACKUP_PROVIDER_API_KEY=sk-dummy-for-validation $(ENVOY) --mode validate -c "$$f" -l warning || exit 1; \
 	done
 
 e2e: wasm tools venv ## End-to-end tests: real Envoy + the filter + the mock provider (pytest tests/e2e)

@@ -162,8 +162,13 @@ impl ErrorType {
     /// `response.code_details`. `None` = not a failure of the model (2xx–4xx other than 429,
     /// or the client went away).
     pub fn classify(status: u32, code_details: &str) -> Option<ErrorType> {
-        if code_details.starts_with("upstream_response_timeout")
+        // Envoy 1.40: `response_timeout` (the request timeout the filter sets, also when it
+        // cuts a stream after its 200), `upstream_per_try_timeout`,
+        // `upstream_per_try_idle_timeout`; older releases said `upstream_response_timeout`.
+        if code_details.starts_with("response_timeout")
+            || code_details.starts_with("upstream_response_timeout")
             || code_details.starts_with("upstream_per_try_timeout")
+            || code_details.starts_with("upstream_per_try_idle_timeout")
         {
             return Some(ErrorType::Timeout);
         }
@@ -342,6 +347,8 @@ fn dotless(label: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     fn cfg() -> Config {
         crate::config::parse(
@@ -410,6 +417,20 @@ mod tests {
             ErrorType::classify(504, "upstream_response_timeout"),
             Some(ErrorType::Timeout)
         );
+        // Regression: Envoy 1.40 reports the filter's request timeout as `response_timeout`,
+        // with status 504 before the response started and 200 when it cut a stream.
+        assert_eq!(
+            ErrorType::classify(504, "response_timeout"),
+            Some(ErrorType::Timeout)
+        );
+        assert_eq!(
+            ErrorType::classify(200, "response_timeout"),
+            Some(ErrorType::Timeout)
+        );
+        assert_eq!(
+            ErrorType::classify(200, "upstream_per_try_idle_timeout"),
+            Some(ErrorType::Timeout)
+        );
         assert_eq!(
             ErrorType::classify(503, "upstream_reset_before_response_started{remote_reset}"),
             Some(ErrorType::Reset)
@@ -462,9 +483,24 @@ mod config_files {
             if !bootstrap || !text.contains("ai_gateway") {
                 continue;
             }
+            // Written verbatim by hand, or re-serialised by a YAML tool (scripts/ci/sync-deploy.py
+            // drops the quotes): compare regex by regex.
+            for (tag, regex) in stats_tags() {
+                assert!(
+                    text.contains(&regex),
+                    "{} lacks the stats_tags regex for {tag}: {regex} (see metrics::stats_config_yaml)",
+                    path.display()
+                );
+            }
+            assert_eq!(
+                text.matches("- tag_name: ").count(),
+                stats_tags().len(),
+                "{}: stats_tags differ from metrics::stats_tags()",
+                path.display()
+            );
             assert!(
-                text.contains(&block),
-                "{} lacks the current stats_config block (see metrics::stats_config_yaml)",
+                text.contains("wasmcustom.ai_gateway_"),
+                "{}: no histogram buckets",
                 path.display()
             );
             checked += 1;

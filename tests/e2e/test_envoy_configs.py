@@ -15,7 +15,8 @@ CONFIGS = sorted((REPO / "envoy").glob("*.yaml"))
 
 
 def validate(path: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, **{KEY_ENV: "sk-dummy-for-validation"})
+    # multi-provider.yaml reads a second provider's key and refuses to start without it.
+    env = dict(os.environ, **{KEY_ENV: "sk-dummy-for-validation", "BACKUP_PROVIDER_API_KEY": "sk-dummy-for-validation"})
     return subprocess.run(
         [str(ENVOY_BIN), "--mode", "validate", "-c", str(path.relative_to(REPO)), "-l", "warning"],
         cwd=REPO,

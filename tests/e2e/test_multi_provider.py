@@ -1,0 +1,176 @@
+"""Multi-provider mode (envoy/multi-provider.yaml): the route's aggregate cluster fails over
+from one provider to another, and every attempt carries the key of the provider it goes to.
+
+The keys are injected per attempt by an upstream HTTP filter chain on the aggregate cluster
+(header_mutation tags the attempt with the chosen host's ``ai_gateway.provider`` metadata, a
+composite filter runs ``credential_injector`` with that provider's secret, read from an
+environment variable). Each test checks what both providers recorded: the right key, and never
+the other provider's.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import types
+
+import conftest
+import pytest
+import yaml
+from conftest import ENVOY_BIN, KEY_ENV, REPO, TEST_KEY, WASM, chat, chat_body, free_port
+
+MULTI_YAML = REPO / "envoy" / "multi-provider.yaml"
+#: Provider A's key is the harness's HOLYSHEEP_API_KEY (TEST_KEY); provider B's is this one.
+KEY_A = TEST_KEY
+KEY_B_ENV = "BACKUP_PROVIDER_API_KEY"
+KEY_B = "sk-test-provider-b-fedcba9876543210"
+
+
+def load_multi() -> dict:
+    return yaml.safe_load(MULTI_YAML.read_text())
+
+
+@pytest.fixture
+def start(launcher, monkeypatch):
+    """``start(provider_a, provider_b, doc=None)`` → a Gateway running multi-provider.yaml (or
+    ``doc``), the mocks substituted by cluster name, both keys in Envoy's environment."""
+
+    def _start(a, b, doc: dict | None = None, **kw):
+        base = doc if doc is not None else load_multi()
+        with monkeypatch.context() as mp:
+            mp.setenv(KEY_B_ENV, KEY_B)
+            mp.setattr(conftest, "load_demo_yaml", lambda: copy.deepcopy(base))
+            return launcher.envoy({"provider_a": a, "provider_b": b}, **kw)
+
+    return _start
+
+
+def assert_only_key(rec, key: str, other: str) -> None:
+    """``rec`` (a provider's recording) carries ``key`` as its bearer token and nothing of
+    ``other`` anywhere, nor the internal provider tag."""
+    assert rec.headers("authorization") == [f"Bearer {key}"], rec.header_pairs
+    assert other not in str(rec.header_pairs) and other.encode() not in rec.body, "the other provider's key leaked"
+    assert rec.header("x-ai-gateway-provider") is None, rec.header_pairs
+
+
+def test_the_config_is_the_multi_provider_topology():
+    doc = load_multi()
+    clusters = {c["name"]: c for c in doc["static_resources"]["clusters"]}
+    assert clusters["providers"]["cluster_type"]["typed_config"]["clusters"] == ["provider_a", "provider_b"]
+    plugin = conftest.wasm_filter_config(doc)
+    assert '"cluster": "providers"' in plugin["configuration"]["value"]
+    secrets = {s["name"]: s["generic_secret"]["secret"] for s in doc["static_resources"]["secrets"]}
+    assert secrets == {
+        "provider_a_key": {"environment_variable": KEY_ENV},
+        "provider_b_key": {"environment_variable": KEY_B_ENV},
+    }
+
+
+def envoy_validate(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(ENVOY_BIN), "--mode", "validate", "-c", str(MULTI_YAML.relative_to(REPO)), "-l", "warning"],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_multi_provider_yaml_passes_envoy_validate_and_needs_both_keys():
+    assert WASM.exists(), f"{WASM} missing: run `make wasm`"
+    base = {k: v for k, v in os.environ.items() if k not in (KEY_ENV, KEY_B_ENV)}
+    r = envoy_validate({**base, KEY_ENV: "sk-dummy-a", KEY_B_ENV: "sk-dummy-b"})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    # A missing key is a configuration error, found before anything is served.
+    r = envoy_validate({**base, KEY_ENV: "sk-dummy-a"})
+    assert r.returncode != 0 and KEY_B_ENV in r.stdout + r.stderr
+
+
+def test_primary_503_the_retry_on_the_secondary_carries_the_secondarys_key(mock, start):
+    a = mock("provider_a", "--fail-status", "503")
+    b = mock("provider_b")
+    gw = start(a, b)
+    before = gw.wasm_vm_health()
+
+    body = chat_body("gpt-4.1", content="which key?")
+    reply = chat(gw, body, headers={"authorization": "Bearer client-secret", "x-ai-gateway-provider": "provider_b"})
+    assert reply.status == 200, reply.body[:300]
+    assert reply.headers.get("x-mock-provider") == "provider_b"
+    assert reply.headers.get("x-ai-gateway-model") == "gpt-4.1"
+
+    assert a.last_id() == 1 and b.last_id() == 1
+    first, second = a.received(1), b.received(1)
+    assert_only_key(first, KEY_A, KEY_B)
+    assert_only_key(second, KEY_B, KEY_A)
+    for rec in (first, second):
+        assert "client-secret" not in str(rec.header_pairs)
+        assert rec.json()["messages"] == body["messages"] and rec.json()["model"] == "gpt-4.1"
+    assert first.body == second.body
+    gw.assert_no_vm_crash_since(before)
+
+
+def test_a_healthy_primary_gets_its_own_key_and_the_secondary_nothing(mock, start):
+    a = mock("provider_a")
+    b = mock("provider_b")
+    gw = start(a, b)
+    # A client can't steer the key with the internal tag header.
+    for headers in ({}, {"x-ai-gateway-provider": "provider_b"}):
+        reply = chat(gw, chat_body("chat"), headers=headers)
+        assert reply.status == 200 and reply.headers.get("x-mock-provider") == "provider_a"
+        assert_only_key(a.received(reply.headers["x-mock-request-id"]), KEY_A, KEY_B)
+    assert b.last_id() == 0
+
+
+def test_primary_down_the_secondary_gets_its_own_key(mock, start):
+    b = mock("provider_b")
+    dead = types.SimpleNamespace(name="dead", port=free_port())
+    gw = start(dead, b)
+    for _ in range(3):
+        reply = chat(gw, chat_body("gpt-4.1"))
+        assert reply.status == 200 and reply.headers.get("x-mock-provider") == "provider_b", reply.body[:300]
+        assert_only_key(b.received(reply.headers["x-mock-request-id"]), KEY_B, KEY_A)
+
+
+def test_a_429_then_the_secondary_each_attempt_with_its_providers_key(mock, start):
+    a = mock("provider_a", "--fail-status", "429")
+    b = mock("provider_b")
+    gw = start(a, b)
+    reply = chat(gw, chat_body("gpt-4.1"), headers={"x-mock-retry-after": "1"})
+    assert reply.status == 200 and reply.headers.get("x-mock-provider") == "provider_b"
+    assert_only_key(a.received(1), KEY_A, KEY_B)
+    assert_only_key(b.received(1), KEY_B, KEY_A)
+
+
+def test_a_host_of_no_known_provider_gets_no_key_at_all(mock, start):
+    """Fail closed: an endpoint whose metadata names no configured provider gets its
+    ``authorization`` removed rather than the filter's (provider A's) key."""
+    doc = load_multi()
+    for c in doc["static_resources"]["clusters"]:
+        if c["name"] == "provider_b":
+            del c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["metadata"]
+    a = mock("provider_a", "--fail-status", "503")
+    b = mock("provider_b")
+    gw = start(a, b, doc)
+    reply = chat(gw, chat_body("gpt-4.1"))
+    assert reply.status == 200 and reply.headers.get("x-mock-provider") == "provider_b"
+    assert_only_key(a.received(1), KEY_A, KEY_B)
+    rec = b.received(1)
+    assert rec.headers("authorization") == [], rec.header_pairs
+    assert KEY_A not in str(rec.header_pairs) and KEY_B not in str(rec.header_pairs)
+
+
+def test_neither_key_is_in_admin_output_or_the_log(mock, start):
+    a = mock("provider_a", "--fail-status", "503")
+    b = mock("provider_b")
+    gw = start(a, b)
+    assert chat(gw, chat_body("gpt-4.1")).status == 200
+    # Envoy 1.40 shows the secrets' DataSource as "[redacted]" (not even the variable's name).
+    for path in ("/config_dump", "/config_dump?include_eds", "/stats", "/stats/prometheus", "/clusters", "/server_info"):
+        text = gw.admin(path).text
+        for key in (KEY_A, KEY_B):
+            assert key not in text, f"a provider key is visible in admin {path}"
+    log = gw.log()
+    assert KEY_A not in log and KEY_B not in log
