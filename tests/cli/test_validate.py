@@ -1,0 +1,405 @@
+"""`ai-gateway validate`: good, bad and malformed files of every kind it reads, each message
+pinned; exit 0 valid, 1 invalid, 2 unreadable; `--format json`; warnings; `--check-models`
+against the mock provider."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from configs import (
+    GOOD,
+    GOOD_YAML,
+    NAMESPACE,
+    ecds,
+    envoy_bootstrap,
+    envoyfilter,
+    lds,
+    wasmplugin,
+)
+
+LISTENER_WASM = (
+    "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0] (wasm ai_gateway)"
+)
+
+
+def bad_config() -> dict:
+    """Three mistakes: an unknown field, a version that is not SemVer, a target that names no
+    model."""
+    cfg = copy.deepcopy(GOOD)
+    cfg["models"][1]["version"] = "2.0"
+    cfg["models"][0]["colour"] = "blue"
+    cfg["routes"][0]["targets"][1]["model"] = "deepseek-v4"
+    return cfg
+
+
+UNKNOWN = (
+    "models[0].colour: unknown field `colour`, expected one of `name`, `version`, `max_tokens`, "
+    "`temperature`, `weight`, `cluster`, `system_prompt`, `timeout_ms`"
+)
+SEMVER = (
+    'models[1].version: "2.0" is not SemVer (MAJOR.MINOR.PATCH[-pre][+build]): '
+    "unexpected end of input while parsing minor version number"
+)
+TARGET = 'routes[0].targets[1].model: "deepseek-v4" is not a configured model'
+
+
+# --------------------------------------------------------------------------------------------
+# Valid files of every kind
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, text, location",
+    [
+        ("plugin.json", json.dumps(GOOD, indent=2), ""),
+        ("plugin.yaml", GOOD_YAML, ""),
+        ("envoy.yaml", envoy_bootstrap(GOOD), LISTENER_WASM),
+        (
+            "lds.yaml",
+            lds(GOOD),
+            "resources[0].filter_chains[0].filters[0].typed_config.http_filters[0] (wasm ai_gateway)",
+        ),
+        ("ecds.yaml", ecds(GOOD), "resources[0] (wasm ai_gateway)"),
+        ("wasmplugin.yaml", wasmplugin(GOOD_YAML), "WasmPlugin/ai-gateway spec.pluginConfig"),
+        (
+            "envoyfilter.yaml",
+            envoyfilter(GOOD),
+            "EnvoyFilter/ai-gateway-wasm spec.configPatches[0].patch.value (wasm ai_gateway)",
+        ),
+    ],
+)
+def test_a_valid_configuration_of_every_kind_passes(ag, write, name, text, location):
+    f = write(name, text)
+    r = ag("validate", f)
+    at = f"{location}: " if location else ""
+    assert (r.code, r.out) == (0, f"{f}: {at}ok (2 model(s), 1 route(s))\n"), r
+    assert r.err == "1 file(s), 1 plugin configuration(s): 0 error(s), 0 warning(s)\n"
+
+
+def test_multi_document_manifests_are_read_document_by_document(ag, write):
+    f = write("k8s.yaml", "---\n".join([NAMESPACE, wasmplugin(GOOD_YAML), envoyfilter(GOOD)]))
+    r = ag("validate", f)
+    assert r.code == 0, r
+    assert r.lines == [
+        f"{f}: doc[1] WasmPlugin/ai-gateway spec.pluginConfig: ok (2 model(s), 1 route(s))",
+        f"{f}: doc[2] EnvoyFilter/ai-gateway-wasm spec.configPatches[0].patch.value (wasm ai_gateway): ok (2 model(s), 1 route(s))",
+    ]
+
+
+def test_the_shipped_configs_are_valid(ag):
+    r = ag("validate", "envoy/demo.yaml", "envoy/hot-reload.yaml", "envoy/hot-reload/ai_gateway.yaml")
+    assert r.code == 0, r
+    assert "envoy/hot-reload/ai_gateway.yaml: resources[0] (wasm ai_gateway): ok" in r.out
+    # The bootstrap only points at the ECDS file: said, not failed.
+    assert (
+        "envoy/hot-reload.yaml: note: static_resources.listeners[0].filter_chains[0].filters[0].typed_config"
+        ".http_filters[0]: the wasm filter takes its configuration through ECDS from "
+        "envoy/hot-reload/ai_gateway.yaml: validate that file too"
+    ) in r.out
+
+
+# --------------------------------------------------------------------------------------------
+# Invalid: every error, FILE: LOCATION: PATH: reason
+# --------------------------------------------------------------------------------------------
+
+
+def test_every_error_of_a_plain_config_is_listed_with_its_path(ag, write):
+    f = write("plugin.json", json.dumps(bad_config(), indent=2))
+    r = ag("validate", f)
+    assert r.code == 1, r
+    # serde's position is kept for the first error: it points into this very file.
+    assert r.lines == [
+        f"{f}: {UNKNOWN} at line 7 column 14",
+        f"{f}: {SEMVER}",
+        f"{f}: {TARGET}",
+    ]
+    assert r.err == "1 file(s), 1 plugin configuration(s): 3 error(s), 0 warning(s)\n"
+
+
+def test_errors_inside_an_envoy_config_name_the_filter_and_the_field(ag, write):
+    f = write("envoy.yaml", envoy_bootstrap(bad_config()))
+    r = ag("validate", f)
+    assert r.code == 1, r
+    assert r.lines == [
+        f"{f}: {LISTENER_WASM}: {UNKNOWN}",
+        f"{f}: {LISTENER_WASM}: {SEMVER}",
+        f"{f}: {LISTENER_WASM}: {TARGET}",
+    ]
+
+
+def test_errors_in_a_yaml_plugin_config_and_a_wasmplugin(ag, write):
+    yaml_cfg = GOOD_YAML.replace("version: 2.0.0-canary.1", 'version: "2.0"').replace(
+        "  - { model: deepseek-v3.2,", "  - { model: deepseek-v4,"
+    )
+    f = write("plugin.yaml", yaml_cfg)
+    r = ag("validate", f)
+    assert (r.code, r.lines) == (1, [f"{f}: {SEMVER}", f"{f}: {TARGET}"]), r
+    w = write("wasmplugin.yaml", wasmplugin(yaml_cfg))
+    r = ag("validate", w)
+    at = "WasmPlugin/ai-gateway spec.pluginConfig"
+    assert (r.code, r.lines) == (1, [f"{w}: {at}: {SEMVER}", f"{w}: {at}: {TARGET}"]), r
+
+
+def test_json_output_carries_file_location_path_message_and_line_for_ci_annotations(ag, write):
+    f = write("envoy.yaml", envoy_bootstrap(bad_config()))
+    r = ag("validate", "--format", "json", f)
+    assert r.code == 1
+    doc = json.loads(r.out)
+    assert doc["ok"] is False and doc["exit_code"] == 1
+    assert doc["files"] == [
+        {
+            "file": str(f),
+            "status": "invalid",
+            "notes": [],
+            "configs": [{"location": LISTENER_WASM, "line": 17, "valid": False, "models": 0, "routes": 0}],
+        }
+    ]
+    lines = f.read_text().splitlines()
+    got = [(e["path"], e["line"]) for e in doc["errors"]]
+    assert [p for p, _ in got] == ["models[0].colour", "models[1].version", "routes[0].targets[1].model"]
+    # Each line is the file's line of the offending field (inside the StringValue block).
+    assert '"colour": "blue"' in lines[got[0][1] - 1]
+    assert '"version": "2.0"' in lines[got[1][1] - 1]
+    assert '"model": "deepseek-v4"' in lines[got[2][1] - 1]
+    assert all(e["file"] == str(f) and e["location"] == LISTENER_WASM for e in doc["errors"])
+    assert doc["warnings"] == []
+
+
+@pytest.mark.parametrize(
+    "name, text, expected",
+    [
+        (
+            "struct.yaml",
+            envoy_bootstrap(GOOD).replace(
+                '"@type": type.googleapis.com/google.protobuf.StringValue', '"@type": type.googleapis.com/google.protobuf.Struct'
+            ),
+            f"{LISTENER_WASM}: config.configuration: is a google.protobuf.Struct: Envoy hands it to the filter as "
+            "protobuf binary, not JSON, and the filter refuses it; use \"@type\": "
+            "type.googleapis.com/google.protobuf.StringValue with the JSON in `value`",
+        ),
+        (
+            "embedded.yaml",
+            envoy_bootstrap('{"models": [ }'),
+            f"{LISTENER_WASM}: the plugin configuration is not valid JSON: expected value",
+        ),
+        (
+            "empty-value.yaml",
+            envoy_bootstrap(" "),
+            f"{LISTENER_WASM}: the plugin configuration is empty",
+        ),
+        (
+            "no-plugin-config.yaml",
+            wasmplugin("").replace("  pluginConfig:\n", ""),
+            "WasmPlugin/ai-gateway: spec.pluginConfig: missing: the filter refuses to start without its configuration",
+        ),
+        (
+            "array.json",
+            "[1, 2]",
+            "the plugin configuration must be a JSON object ({\"models\": [...], ...})",
+        ),
+        (
+            "missing-models.json",
+            '{"routes": []}',
+            "missing field `models` at line 1 column 14",
+        ),
+        (
+            "weights.json",
+            json.dumps({**GOOD, "routes": [{"name": "chat", "targets": [{"model": "gpt-4.1", "weight": 0}]}]}),
+            "routes[0].targets: the weights sum to 0: at least one target needs a weight above 0",
+        ),
+        (
+            "float-version.yaml",
+            "models:\n  - name: gpt-4.1\n    version: 1.0\n    weight: 1\n",
+            "models[0].version: wrong type: floating point `1.0`, expected a string",
+        ),
+    ],
+)
+def test_each_kind_of_mistake_has_its_message(ag, write, name, text, expected):
+    f = write(name, text)
+    r = ag("validate", f)
+    assert (r.code, r.lines) == (1, [f"{f}: {expected}"]), r
+
+
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("missing.yaml", None, "No such file or directory (os error 2)"),
+        ("bad.json", '{"models": [}', "not valid JSON: expected value at line 1 column 13"),
+        ("bad.yaml", "models: [\n  - a\n", "not valid YAML: "),
+        ("dup.yaml", "models: []\nmodels: []\n", "not valid YAML: duplicate key `models` at line 2"),
+        ("latin1.yaml", b"models: \xe9\n", "not UTF-8 text (invalid byte at offset 8)"),
+        ("empty.yaml", "", "the file is empty"),
+    ],
+)
+def test_an_unreadable_file_exits_2(ag, write, tmp_path, name, content, reason):
+    f = write(name, content) if content is not None else tmp_path / name
+    r = ag("validate", f)
+    assert r.code == 2, r
+    assert r.lines[0].startswith(f"{f}: unreadable: {reason}"), r
+
+
+def test_the_exit_code_is_the_worst_of_all_files(ag, write):
+    good = write("good.json", json.dumps(GOOD))
+    bad = write("bad.json", json.dumps(bad_config()))
+    missing = good.with_name("missing.json")
+    assert ag("validate", good, good).code == 0
+    assert ag("validate", good, bad).code == 1
+    assert ag("validate", bad, missing, good).code == 2
+
+
+# --------------------------------------------------------------------------------------------
+# Warnings: reported, never a failure
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_literal_api_key_is_a_warning_wherever_it_is(ag, write):
+    inline_key = envoy_bootstrap(GOOD).replace(
+        "      host_env_keys: [HOLYSHEEP_API_KEY]", "      key_values: { HOLYSHEEP_API_KEY: hs-live-1234 }"
+    )
+    f = write("envoy.yaml", inline_key)
+    r = ag("validate", f)
+    assert r.code == 0, r
+    assert r.lines[0] == (
+        f"{f}: warning: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0]"
+        ".typed_config.config.vm_config.environment_variables.key_values.HOLYSHEEP_API_KEY: HOLYSHEEP_API_KEY is "
+        "set to a literal value: keys in a configuration end up in Git and in Envoy's /config_dump; the filter "
+        "reads the key from the VM environment (upstream.api_key_env, vm_config.environment_variables.host_env_keys"
+        " / a Secret)"
+    ), r
+    assert "hs-live-1234" not in r.out + r.err
+
+    cfg = copy.deepcopy(GOOD)
+    cfg["models"][0]["system_prompt"] = "use key sk-proj-0123456789abcdefghijklmn"
+    f = write("plugin.json", json.dumps(cfg))
+    r = ag("validate", f)
+    assert r.code == 0
+    assert r.lines[0].startswith(f"{f}: warning: models[0].system_prompt: a string that looks like a literal API key:")
+    assert "0123456789abcdefghijklmn" not in r.out + r.err
+
+    inline_env = "    - name: HOLYSHEEP_API_KEY\n      value: hs-live-1234\n"
+    f = write("wasmplugin.yaml", wasmplugin(GOOD_YAML, env=inline_env))
+    r = ag("validate", f)
+    assert r.code == 0
+    assert r.lines[0].startswith(
+        f"{f}: warning: WasmPlugin/ai-gateway: spec.vmConfig.env[0].value: HOLYSHEEP_API_KEY is set to a literal value:"
+    ), r
+
+
+def test_a_canary_without_a_price_is_a_warning(ag, write):
+    cfg = copy.deepcopy(GOOD)
+    del cfg["prices"]["deepseek-v3.2"]
+    f = write("plugin.json", json.dumps(cfg))
+    r = ag("validate", "-q", f)
+    assert (r.code, r.lines) == (
+        0,
+        [
+            f"{f}: warning: routes[0].targets[1]: deepseek-v3.2@2.0.0-canary.1 is the canary of route \"chat\" but has "
+            "no price: its cost can't be measured or compared with the stable targets (add prices.deepseek-v3.2)"
+        ],
+    ), r
+    # No pre-release: the smallest weight is the canary.
+    cfg["models"][1]["version"] = "2.0.0"
+    f = write("plugin2.json", json.dumps(cfg))
+    r = ag("validate", "-q", f)
+    assert "deepseek-v3.2@2.0.0 is the canary of route \"chat\" but has no price" in r.out, r
+
+
+def test_weights_off_the_percent_convention_are_a_warning(ag, write):
+    cfg = copy.deepcopy(GOOD)
+    cfg["routes"].append(
+        {"name": "code", "targets": [{"model": "gpt-4.1", "weight": 60}, {"model": "deepseek-v3.2", "weight": 30}]}
+    )
+    f = write("plugin.json", json.dumps(cfg))
+    r = ag("validate", "-q", f)
+    assert (r.code, r.lines) == (
+        0,
+        [
+            f'{f}: warning: routes[1].targets: the weights of route "code" sum to 90, while every other route\'s '
+            "sum to 100 (shares are weight / sum, so this works, but the percent convention is broken)"
+        ],
+    ), r
+    # One route alone sets no convention.
+    solo = copy.deepcopy(GOOD)
+    solo["routes"][0]["targets"][0]["weight"] = 9
+    solo["routes"][0]["targets"][1]["weight"] = 1
+    r = ag("validate", "-q", write("solo.json", json.dumps(solo)))
+    assert (r.code, r.out) == (0, ""), r
+
+
+def test_what_surrounds_the_filter_is_checked_too(ag, write):
+    text = "".join(
+        line for line in envoy_bootstrap(GOOD).splitlines(keepends=True) if "allow_on_headers_stop_iteration" not in line
+    )
+    text = text.replace("host_env_keys: [HOLYSHEEP_API_KEY]", "host_env_keys: [OTHER]")
+    f = write("envoy.yaml", text)
+    r = ag("validate", "-q", f)
+    assert r.code == 0
+    assert r.lines == [
+        f"{f}: warning: {LISTENER_WASM}: config.allow_on_headers_stop_iteration: is not true: the filter holds the "
+        "request headers until it has read the body; without this flag (Envoy ≥ 1.35) the body is never "
+        "delivered and every request hangs",
+        f"{f}: warning: {LISTENER_WASM}: config.vm_config.environment_variables.host_env_keys: does not list "
+        "HOLYSHEEP_API_KEY: the VM won't see the provider key and every request gets 500 gateway_misconfigured",
+    ], r
+
+
+def test_a_file_without_a_plugin_configuration_is_a_warning(ag, write):
+    f = write("ns.yaml", NAMESPACE)
+    r = ag("validate", f)
+    assert (r.code, r.lines) == (
+        0,
+        [f"{f}: warning: no ai-gateway plugin configuration found (nothing validated)"],
+    ), r
+
+
+# --------------------------------------------------------------------------------------------
+# --check-models against the mock provider's GET /v1/models
+# --------------------------------------------------------------------------------------------
+
+
+def test_check_models_fails_on_models_the_provider_does_not_list(ag, write, mock_provider):
+    mock = mock_provider("--model", "gpt-4.1", "--model", "claude-sonnet-4.5")
+    f = write("envoy.yaml", envoy_bootstrap(GOOD))
+    key = "sk-check-models-0123456789abcdef"
+    r = ag("validate", "--check-models", f"{mock.url}/v1", f, env={"HOLYSHEEP_API_KEY": key, "PATH": "/usr/bin"})
+    assert r.code == 1, r
+    assert r.lines == [
+        f"{f}: {LISTENER_WASM}: models[1].name: model version mismatch: the provider does not list "
+        f'"deepseek-v3.2" (GET {mock.url}/v1/models lists 2 model(s))'
+    ], r
+    assert key not in r.out + r.err
+    # The key went to the provider as a bearer token, and only there.
+    import requests
+
+    last = requests.get(f"{mock.url}/__requests/last", timeout=5).json()
+    assert last["path"] == "/v1/models"
+    assert ["authorization", f"Bearer {key}"] in last["headers"]
+
+    # Every model listed: valid.
+    full = mock_provider("--model", "gpt-4.1", "--model", "deepseek-v3.2")
+    r = ag("validate", "--check-models", f"{full.url}/v1", f)
+    assert r.code == 0, r
+
+
+def test_check_models_reads_the_key_from_the_named_variable(ag, write, mock_provider):
+    mock = mock_provider()
+    f = write("plugin.json", json.dumps(GOOD))
+    r = ag(
+        "validate", "--check-models", f"{mock.url}/v1", "--api-key-env", "MY_KEY", f,
+        env={"MY_KEY": "k-123", "PATH": "/usr/bin"},
+    )  # fmt: skip
+    assert r.code == 0, r
+    import requests
+
+    last = requests.get(f"{mock.url}/__requests/last", timeout=5).json()
+    assert ["authorization", "Bearer k-123"] in last["headers"]
+
+
+def test_check_models_that_cannot_reach_the_provider_exits_2(ag, write, mock_provider):
+    mock = mock_provider("--fail-status", "401")
+    f = write("plugin.json", json.dumps(GOOD))
+    r = ag("validate", "--check-models", f"{mock.url}/v1", f, env={"PATH": "/usr/bin"})
+    assert r.code == 2, r
+    assert r.lines == [f"{f}: --check-models: GET {mock.url}/v1/models answered HTTP 401 (HOLYSHEEP_API_KEY is not set)"]
