@@ -73,7 +73,9 @@ pub struct Http {
     started_ms: u64,
     served: Option<Served>,
     observer: Observer,
-    first_byte_seen: bool,
+    /// A successful SSE answer to a streaming request whose first body byte is still to
+    /// come: time to first token is recorded then (never for error answers).
+    awaiting_first_token: bool,
 }
 
 fn request_header(name: &str) -> Option<Vec<u8>> {
@@ -130,7 +132,7 @@ impl Http {
             started_ms: 0,
             served: None,
             observer: Observer::None,
-            first_byte_seen: false,
+            awaiting_first_token: false,
         }
     }
 
@@ -339,6 +341,7 @@ impl Http {
                 ct.windows(17)
                     .any(|w| w.eq_ignore_ascii_case(b"text/event-stream"))
             });
+        self.awaiting_first_token = served.stream && sse;
         self.observer = if sse && served.strip_usage {
             // The body changes size: let Envoy frame it.
             let _ = host::remove_header(MapType::HttpResponseHeaders, "content-length");
@@ -560,8 +563,8 @@ impl HttpContext for Http {
         let Some(served) = self.served else {
             return Action::Continue;
         };
-        if served.stream && !self.first_byte_seen && body_size > 0 {
-            self.first_byte_seen = true;
+        if self.awaiting_first_token && body_size > 0 {
+            self.awaiting_first_token = false;
             if let (Some(rt), ModelLabel::Model(_)) = (self.runtime.as_ref(), served.model) {
                 let ttft = host::now_ms().saturating_sub(self.started_ms);
                 rt.metrics.record(&rt.cfg, Series::Ttft(served.model), ttft);
