@@ -45,7 +45,8 @@ test: ## Run every test tier (lint, unit, wasm, validate-envoy, e2e, + those of 
 	for tier in $(TIERS); do \
 	  echo; echo "==> make $$tier"; start=$$(date +%s); \
 	  if $(MAKE) $$tier; then status=ok; else status=FAILED; failed+=("$$tier"); fi; \
-	  report+=("$$(printf '  %-16s %-7s %4ss' "$$tier" "$$status" "$$(( $$(date +%s) - start ))")"); \
+	  line="$$(printf '  %-16s %-7s %4ss' "$$tier" "$$status" "$$(( $$(date +%s) - start ))")"; \
+	  echo "==> make $$tier: $$status ($$(( $$(date +%s) - start ))s)"; report+=("$$line"); \
 	done; \
 	echo; echo "==> make test: tiers"; printf '%s\n' "$${report[@]}"; \
 	if (( $${#failed[@]} )); then echo "==> make test FAILED: $${failed[*]}"; exit 1; fi; \

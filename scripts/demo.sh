@@ -45,7 +45,7 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   done
-  if ((rc != 0)); then
+  if ((rc != 0 && rc != 130 && rc != 143)); then
     echo
     for log in "$WORK"/*.log; do
       [[ -e $log ]] || continue
@@ -60,7 +60,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-port_free() { "$PY" -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null; }
+# A port is free when a server could listen on it (SO_REUSEADDR, as servers do: connections
+# of an earlier run in TIME_WAIT don't make it busy; a listener does).
+port_free() { "$PY" -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen()' "$1" 2>/dev/null; }
 any_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 pick_port() { if port_free "$1"; then echo "$1"; else any_port; fi; }
 
@@ -79,22 +81,30 @@ wait_for() { # URL EXPECTED-BODY-OR-EMPTY PID WHAT
 
 LISTEN_PORT=$(pick_port 10000)
 ADMIN_PORT=$(pick_port 9901)
-MOCK_PORT=$(pick_port 18080)
+PRIMARY_PORT=$(pick_port 18080)
+SECONDARY_PORT=$(pick_port 18081)
 GW=http://127.0.0.1:$LISTEN_PORT
 ADMIN=http://127.0.0.1:$ADMIN_PORT
-MOCK_URL=http://127.0.0.1:$MOCK_PORT
+PRIMARY=http://127.0.0.1:$PRIMARY_PORT
+SECONDARY=http://127.0.0.1:$SECONDARY_PORT
 
 printf '%sai-gateway-filter demo%s: Envoy %s + the filter + a local mock provider\n' "$B" "$N" \
   "$("$ENVOY" --version | sed -n 's/.*version: [^/]*\/\([^/]*\)\/.*/\1/p')"
 
-"$MOCK" --listen "127.0.0.1:$MOCK_PORT" --name mock >"$WORK/mock.log" 2>&1 &
+# Two endpoints of one (mock) provider: envoy/demo.yaml's cluster "mock" tries the primary
+# first and the secondary when the primary fails.
+"$MOCK" --listen "127.0.0.1:$PRIMARY_PORT" --name primary >"$WORK/mock-primary.log" 2>&1 &
 PIDS+=($!)
-wait_for "$MOCK_URL/__health" "" "${PIDS[-1]}" "the mock provider"
+wait_for "$PRIMARY/__health" "" "${PIDS[-1]}" "the mock provider (primary)"
+"$MOCK" --listen "127.0.0.1:$SECONDARY_PORT" --name secondary >"$WORK/mock-secondary.log" 2>&1 &
+PIDS+=($!)
+wait_for "$SECONDARY/__health" "" "${PIDS[-1]}" "the mock provider (secondary)"
 
 sed -e "s/port_value: 10000\b/port_value: $LISTEN_PORT/" \
     -e "s/port_value: 9901\b/port_value: $ADMIN_PORT/" \
-    -e "s/port_value: 18080\b/port_value: $MOCK_PORT/" envoy/demo.yaml >"$WORK/demo.yaml"
-for p in "$LISTEN_PORT" "$ADMIN_PORT" "$MOCK_PORT"; do
+    -e "s/port_value: 18080\b/port_value: $PRIMARY_PORT/" \
+    -e "s/port_value: 18081\b/port_value: $SECONDARY_PORT/" envoy/demo.yaml >"$WORK/demo.yaml"
+for p in "$LISTEN_PORT" "$ADMIN_PORT" "$PRIMARY_PORT"; do
   grep -q "port_value: $p\b" "$WORK/demo.yaml" || { echo "could not set port $p in a copy of envoy/demo.yaml" >&2; exit 1; }
 done
 
@@ -106,7 +116,7 @@ wait_for "$ADMIN/ready" "LIVE" "${PIDS[-1]}" "Envoy"
 
 say "gateway   $GW   (point any OpenAI client at $GW/v1)"
 say "admin     $ADMIN   (/stats/prometheus, /config_dump)"
-say "provider  $MOCK_URL   (tools/mock-provider, records every request)"
+say "provider  $PRIMARY (primary), $SECONDARY (secondary)   (tools/mock-provider, records every request)"
 
 # ---- helpers ------------------------------------------------------------------------------------
 # post PATH BODY [curl args...]: sets STATUS, HDRS (file), BODY (file)
@@ -118,7 +128,9 @@ post() {
     --data-binary "$body" "$@")
 }
 hdr() { tr -d '\r' <"$HDRS" | awk -v h="$(tr 'A-Z' 'a-z' <<<"$1")" -F': ' 'tolower($1) == h {print $2; exit}'; }
-received() { curl -fsS "$MOCK_URL/__requests/$(hdr x-mock-request-id)"; }
+# What the provider endpoint that served the last request recorded for it.
+mock_url() { if [[ $(hdr x-mock-provider) == secondary ]]; then echo "$SECONDARY"; else echo "$PRIMARY"; fi; }
+received() { curl -fsS "$(mock_url)/__requests/$(hdr x-mock-request-id)"; }
 jq_py() { "$PY" -c "import json,sys; d=json.load(sys.stdin); $1"; }
 
 # ---- 1. the split -------------------------------------------------------------------------------
@@ -130,7 +142,7 @@ for i in $(seq 20); do
   m=$(hdr x-ai-gateway-model)
   COUNT[$m]=$(( ${COUNT[$m]:-0} + 1 ))
 done
-for m in "${!COUNT[@]}"; do say "$(printf '%-16s %2d of 20  %s' "$m" "${COUNT[$m]}" "$(printf '%*s' "${COUNT[$m]}" '' | tr ' ' '#')")"; done
+for m in $(printf '%s\n' "${!COUNT[@]}" | sort); do say "$(printf '%-16s %2d of 20  %s' "$m" "${COUNT[$m]}" "$(printf '%*s' "${COUNT[$m]}" '' | tr ' ' '#')")"; done
 say "${D}(expected about 18 / 2: each request is an independent weighted pick)${N}"
 ((${#COUNT[@]} >= 1)) && ok "every request was served, the model chosen by the gateway (header x-ai-gateway-model)"
 
@@ -139,7 +151,7 @@ step "A preferred model is honoured: \"claude-sonnet-4.5\" (its system prompt is
 post /v1/chat/completions '{"model":"claude-sonnet-4.5","messages":[{"role":"user","content":"What is Envoy?"}],"temperature":0.2}'
 say "client sent:   {\"model\":\"claude-sonnet-4.5\",\"messages\":[{\"role\":\"user\",...}],\"temperature\":0.2}"
 say "client got:    HTTP $STATUS  x-ai-gateway-model: $(hdr x-ai-gateway-model)  x-ai-gateway-version: $(hdr x-ai-gateway-version)  x-ai-gateway-route: $(hdr x-ai-gateway-route)"
-say "provider received (GET $MOCK_URL/__requests/$(hdr x-mock-request-id)):"
+say "provider received (GET $(mock_url)/__requests/$(hdr x-mock-request-id)):"
 received | jq_py 'print(json.dumps(json.loads(d["body"]), indent=2, ensure_ascii=False))' | indent
 if received | jq_py 'b=json.loads(d["body"]); sys.exit(0 if b["messages"][0]["role"]=="system" else 1)'; then
   ok "served by claude-sonnet-4.5, with its system prompt as the first message"
@@ -182,11 +194,23 @@ say "the provider received: authorization: $auth"
 [[ $auth == "Bearer demo-key" ]] && ok "the gateway's key replaced the client's (the client never holds the provider key)" \
   || bad "expected 'Bearer demo-key'"
 
-# ---- 8. metrics ---------------------------------------------------------------------------------------------
+# ---- 8. failover between endpoints ---------------------------------------------------------------
+step "Failover between endpoints: the primary answers 503 for gpt-4.1"
+curl -fsS -X POST "$PRIMARY/__control" -d '{"fail_models":{"gpt-4.1":503}}' >/dev/null
+before=$(curl -fsS "$PRIMARY/__requests" | jq_py 'print(d["last_id"])')
+post /v1/chat/completions '{"model":"gpt-4.1","messages":[{"role":"user","content":"are you there?"}]}'
+after=$(curl -fsS "$PRIMARY/__requests" | jq_py 'print(d["last_id"])')
+curl -fsS -X DELETE "$PRIMARY/__control" >/dev/null
+say "the primary was tried $((after - before)) time(s) and failed; the client got HTTP $STATUS from: $(hdr x-mock-provider)"
+[[ $STATUS == 200 && $(hdr x-mock-provider) == secondary ]] \
+  && ok "Envoy retried on the secondary endpoint with the same rewritten request (SPEC: Envoy does endpoint failover)" \
+  || bad "expected a 200 from the secondary"
+
+# ---- 9. metrics ---------------------------------------------------------------------------------------------
 step "Metrics (Envoy admin /stats/prometheus, first lines of ai_gateway_*)"
 curl -fsS "$ADMIN/stats/prometheus" | grep '^ai_gateway_' | grep -v '_bucket' | head -n 12 | indent || say "(no ai_gateway_* metrics yet)"
 
-# ---- 9. the real provider -------------------------------------------------------------------------------------
+# ---- 10. the real provider -------------------------------------------------------------------------------------
 step "The real provider (HolySheep AI) with envoy/holysheep.yaml"
 if [[ -z ${HOLYSHEEP_API_KEY:-} ]]; then
   say "skipped: HOLYSHEEP_API_KEY is not set. Set it to your key and run \`make demo\` again to send"

@@ -687,7 +687,8 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     if rep.failed and rep.when in ("setup", "call"):
         for proc in list(_LIVE):
-            title = f"{proc.label} (pid {proc.pid}) log {proc.log_path}"
+            state = "running" if proc.alive() else f"EXITED with code {proc.popen.returncode}"
+            title = f"{proc.label} (pid {proc.pid}, {state}) log {proc.log_path}"
             if getattr(proc, "tail_shown", False):
                 rep.sections.append((title, "(its last lines were shown at its first failing test above)"))
             else:

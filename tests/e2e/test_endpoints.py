@@ -59,16 +59,30 @@ def test_responses_get_max_output_tokens_not_max_tokens(gw, demo_mock):
     assert up["input"] == b'"hi"'
 
 
-def test_a_stream_request_gets_usage_reporting_and_the_stream_reaches_the_client(gw, demo_mock):
-    raw = b'{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+def stream(gw, raw: bytes):
     r = gw.session.post(gw.url + "/v1/chat/completions", data=raw, stream=True, headers={"content-type": "application/json"})
-    assert r.status_code == 200
+    assert r.status_code == 200, r.content[:300]
     assert r.headers["content-type"].startswith("text/event-stream")
     events = [line for line in r.iter_lines() if line.startswith(b"data: ")]
-    assert events[-1] == b"data: [DONE]"
-    chunks = [json.loads(e[6:]) for e in events[:-1]]
-    assert any(c.get("usage") for c in chunks), "no usage chunk: include_usage was not injected"
+    assert events[-1] == b"data: [DONE]", events[-3:]
+    return r, [json.loads(e[6:]) for e in events[:-1]]
+
+
+def test_a_stream_request_gets_usage_reporting_injected_without_the_client_seeing_it(gw, demo_mock):
+    """`stream_usage: inject`: the provider is asked for usage (the gateway counts tokens from
+    it), and the client, which did not ask, gets the stream it would have got without the
+    gateway: no usage chunk."""
+    r, chunks = stream(gw, b'{"model":"chat","stream":true,"messages":[{"role":"user","content":"hi"}]}')
     got = demo_mock.received(r.headers["x-mock-request-id"])
     assert got.json()["stream_options"] == {"include_usage": True}
     assert got.content_length == len(got.body)
+    assert chunks and any(c["choices"] and c["choices"][0]["delta"].get("content") for c in chunks)
+    assert not any(c.get("usage") for c in chunks), "the client got a usage chunk it did not ask for"
 
+
+def test_a_stream_request_that_asks_for_usage_gets_it(gw, demo_mock):
+    raw = b'{"model":"chat","stream":true,"stream_options":{"include_usage":true},"messages":[]}'
+    r, chunks = stream(gw, raw)
+    got = demo_mock.received(r.headers["x-mock-request-id"])
+    assert rawjson.member_map(got.body)["stream_options"] == b'{"include_usage":true}'
+    assert chunks[-1].get("usage"), "no usage chunk at the end of the stream"

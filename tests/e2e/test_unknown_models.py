@@ -90,7 +90,8 @@ def test_with_route_known_names_still_resolve_as_usual(route_gw, mock_):
 )
 def test_with_passthrough_the_body_goes_upstream_byte_identical_with_the_key(passthrough_gw, mock_, raw):
     reply = chat(passthrough_gw, raw, headers={"authorization": "Bearer client-secret"})
-    assert reply.status == 200, reply.body[:300]
+    # The provider answers as it sees fit (the mock refuses a body without a model: 400).
+    assert "x-mock-request-id" in reply.headers, f"not forwarded: {reply.status} {reply.body[:300]!r}"
     assert reply.headers.get("x-ai-gateway-route") == "_passthrough"
     _, got = upstream_request(reply, mock_)
     assert got.body == raw
