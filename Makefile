@@ -88,8 +88,9 @@ validate-envoy: wasm venv ## envoy --mode validate for every envoy/*.yaml (loads
 e2e: wasm tools venv ## End-to-end tests: real Envoy + the filter + the mock provider (pytest tests/e2e)
 	$(PYTEST) tests/e2e $(PYTEST_ARGS)
 
-demo: wasm tools venv ## Start the mock provider and Envoy with envoy/demo.yaml and show what the gateway does
+demo: wasm tools venv cli-build ## Show the gateway: envoy/demo.yaml with a mock provider, then a canary roll-out and rollback
 	scripts/demo.sh
+	scripts/rollout-demo.sh
 
 clean: ## Remove every build output, ./.venv and test caches
 	$(CARGO) clean
