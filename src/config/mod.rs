@@ -385,9 +385,12 @@ pub fn compile(raw: GatewayConfig) -> Result<Config, ConfigErrors> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !env_ok {
+        // The value is not echoed: a common mistake is pasting the key itself here, and
+        // this message goes to Envoy's log and to CI output.
         errs.push(
             "upstream.api_key_env",
-            format!("{api_key_env:?} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"),
+            "is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*): it names the \
+             variable that holds the key, not the key itself",
         );
     }
 

@@ -238,6 +238,15 @@ fn rejects_bad_enums_sticky_headers_paths_and_env_names() {
     .starts_with("paths[0]:"));
     assert!(errors_of(r#"{"models":[{"name":"a","version":"1.0.0","weight":1}],"upstream":{"api_key_env":"MY-KEY"}}"#)[0]
         .starts_with("upstream.api_key_env:"));
+    // Regression: a key pasted where the variable's name belongs is never echoed.
+    let e = errors_of(
+        r#"{"models":[{"name":"a","version":"1.0.0","weight":1}],"upstream":{"api_key_env":"sk-live-0123456789abcdef"}}"#,
+    );
+    assert!(
+        e[0].starts_with("upstream.api_key_env: is not an environment variable name"),
+        "{e:?}"
+    );
+    assert!(!e[0].contains("sk-live"), "{e:?}");
 }
 
 #[test]

@@ -13,6 +13,9 @@
 //! The scanner also records what the SSE stripper needs to recognise OpenAI's usage-only chunk:
 //! whether the top-level `choices` member is `[]` and whether the top-level `usage` is an object.
 //!
+//! For the stripper it also finds, when fed with a [`Members`] observer that is `ON`, the
+//! top-level `"usage": null` members to remove (see [`Members`] for the rule).
+//!
 //! Grammar is checked at the tracked levels; the first violation stops the scan of this
 //! document (a usage committed before it stays). Skipped containers are only checked for
 //! balanced brackets, skipped strings not at all, and numbers leniently.
@@ -86,6 +89,48 @@ enum KeyClass {
     Completion,
 }
 
+/// Observer of the removable `"usage": null` members of the top-level object; positions index
+/// the slice passed to [`JsonScanner::feed`].
+///
+/// The rule: a member of the top-level object whose name decodes to `usage` and whose value is
+/// `null` is removed together with one comma. While no member of the object has been kept, the
+/// member is a first one: removed from the opening quote of its name through the comma that
+/// follows it (whitespace before the name stays, whitespace after the comma stays), or through
+/// `null` when `}` follows it (the whitespace before `}` stays). Otherwise it is removed from the
+/// comma before it through `null` (whitespace before the comma and after `null` stays). The
+/// removal is decided at the `,` or `}` after `null`, so all of it has been checked as JSON
+/// (a syntax error later in the document does not undo it). A candidate dies (the member is
+/// kept) as soon as its name is not a prefix of `usage`, its value is not `null`, or the
+/// document is not JSON; the SSE layer also ends it at the end of a data line, so a removed
+/// span never contains a line break.
+pub(super) trait Members {
+    /// Whether to look for the members at all (`false`: no cost).
+    const ON: bool;
+    /// A candidate starts at `pos` (its comma, or for a first member the `"` of its name).
+    /// Any previous candidate is over (removed or kept).
+    fn start(&mut self, _pos: usize) {}
+    /// The candidate's `null` ends just before `pos`.
+    fn null_end(&mut self, _pos: usize) {}
+    /// The candidate is removed: from its start through just before `end`, or when `None`
+    /// through its `null`.
+    fn cut(&mut self, _end: Option<usize>) {}
+}
+
+/// The usage scanner alone removes nothing.
+impl Members for () {
+    const ON: bool = false;
+}
+
+/// Progress of the candidate for a removable top-level `"usage": null` member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Member {
+    None,
+    /// From its start through its name, colon and value while they may still be `"usage": null`.
+    Open,
+    /// After its `null`: the next structural byte (`,` or `}`) decides.
+    Null,
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct JsonScanner {
     lex: Lex,
@@ -119,6 +164,11 @@ pub(super) struct JsonScanner {
     root_usage: bool,
     /// This document is certainly not OpenAI's usage-only chunk.
     disqualified: bool,
+    member: Member,
+    /// The candidate is a first member (started at its name, not at a comma).
+    member_first: bool,
+    /// A member of the top-level object has been kept (not removed).
+    kept: bool,
     /// The last complete `usage` object; survives `reset`.
     last: Option<Usage>,
 }
@@ -148,6 +198,9 @@ impl JsonScanner {
             choices_empty: false,
             root_usage: false,
             disqualified: false,
+            member: Member::None,
+            member_first: false,
+            kept: false,
             last: None,
         }
     }
@@ -178,15 +231,43 @@ impl JsonScanner {
             && self.root_usage
     }
 
-    pub(super) fn feed(&mut self, bytes: &[u8]) {
+    /// A candidate for a removable `"usage": null` member is alive.
+    pub(super) fn member_alive(&self) -> bool {
+        self.member != Member::None
+    }
+
+    /// The candidate, if any, is kept (its member is not removed).
+    pub(super) fn keep_member(&mut self) {
+        if self.member != Member::None {
+            self.member = Member::None;
+            self.kept = true;
+        }
+    }
+
+    /// Reads the next slice of the document, telling `members` about removable members.
+    pub(super) fn feed<M: Members>(&mut self, bytes: &[u8], members: &mut M) {
+        self.scan(bytes, members);
+        // Stopped inside the candidate's name: give it up as soon as it cannot be `usage`, so
+        // that the stripper holds as little as possible.
+        if M::ON
+            && self.member == Member::Open
+            && matches!(self.lex, Lex::Key | Lex::KeyEscape | Lex::KeyHex(_))
+            && (self.key_over
+                || !b"usage".starts_with(self.key_buf.get(..self.key_len).unwrap_or_default()))
+        {
+            self.keep_member();
+        }
+    }
+
+    fn scan<M: Members>(&mut self, bytes: &[u8], members: &mut M) {
         let n = bytes.len();
         let mut i = 0;
         while i < n {
             match self.lex {
                 Lex::Between => {
                     while let Some(&b) = bytes.get(i) {
+                        self.structural(b, i, members);
                         i += 1;
-                        self.structural(b);
                         if self.lex != Lex::Between {
                             break;
                         }
@@ -290,6 +371,11 @@ impl JsonScanner {
                     } else if self.lit_pos == self.lit.len() {
                         self.lex = Lex::Between;
                         self.after_value();
+                        if M::ON && self.member == Member::Open {
+                            // Only a `null` keeps the candidate open this far.
+                            self.member = Member::Null;
+                            members.null_end(i);
+                        }
                     } else {
                         self.fail();
                     }
@@ -302,6 +388,7 @@ impl JsonScanner {
     fn fail(&mut self) {
         self.lex = Lex::Failed;
         self.disqualified = true;
+        self.member = Member::None;
     }
 
     /// Role of the innermost tracked container (`None` at the top level).
@@ -322,12 +409,18 @@ impl JsonScanner {
         };
     }
 
-    fn structural(&mut self, b: u8) {
+    /// Byte `b` at `at` between tokens.
+    fn structural<M: Members>(&mut self, b: u8, at: usize, members: &mut M) {
         if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
             return;
         }
         match self.expect {
-            Expect::Value => self.value(b),
+            Expect::Value => {
+                if self.member == Member::Open && b != b'n' {
+                    self.keep_member();
+                }
+                self.value(b);
+            }
             Expect::ValueOrClose => {
                 if self.role() == Role::Choices {
                     if b == b']' {
@@ -344,11 +437,11 @@ impl JsonScanner {
             }
             Expect::KeyOrClose => match b {
                 b'}' => self.close(true),
-                b'"' => self.begin_key(),
+                b'"' => self.begin_key(at, members),
                 _ => self.fail(),
             },
             Expect::Key => match b {
-                b'"' => self.begin_key(),
+                b'"' => self.begin_key(at, members),
                 _ => self.fail(),
             },
             Expect::Colon => match b {
@@ -356,6 +449,14 @@ impl JsonScanner {
                 _ => self.fail(),
             },
             Expect::CommaOrClose => match b {
+                b',' | b'}' if M::ON && self.role() == Role::Root => {
+                    self.member_delimiter(b, at, members);
+                    if b == b',' {
+                        self.expect = Expect::Key;
+                    } else {
+                        self.close(true);
+                    }
+                }
                 b',' => {
                     self.expect = if self.in_object() {
                         Expect::Key
@@ -476,7 +577,37 @@ impl JsonScanner {
         self.after_value();
     }
 
-    fn begin_key(&mut self) {
+    /// A `,` or `}` at `at` ends a member of the top-level object: it decides a candidate whose
+    /// `null` is complete, and a `,` starts the next candidate unless it is removed with a first
+    /// member.
+    fn member_delimiter<M: Members>(&mut self, b: u8, at: usize, members: &mut M) {
+        match self.member {
+            Member::Null => {
+                self.member = Member::None;
+                if self.member_first && b == b',' {
+                    members.cut(Some(at + 1));
+                    return;
+                }
+                members.cut(None);
+            }
+            Member::Open => self.keep_member(),
+            Member::None => {}
+        }
+        if b == b',' {
+            self.kept = true;
+            self.member = Member::Open;
+            self.member_first = false;
+            members.start(at);
+        }
+    }
+
+    /// A member name starts with the `"` at `at`.
+    fn begin_key<M: Members>(&mut self, at: usize, members: &mut M) {
+        if M::ON && self.member == Member::None && !self.kept && self.role() == Role::Root {
+            self.member = Member::Open;
+            self.member_first = true;
+            members.start(at);
+        }
         self.key = KeyClass::Other;
         self.key_len = 0;
         self.key_over = false;
@@ -550,6 +681,9 @@ impl JsonScanner {
             (Role::Usage, b"completion_tokens" | b"output_tokens") => KeyClass::Completion,
             _ => KeyClass::Other,
         };
+        if self.member == Member::Open && self.key != KeyClass::Usage {
+            self.keep_member();
+        }
     }
 
     fn end_number(&mut self) {

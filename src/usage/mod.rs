@@ -2,8 +2,9 @@
 //!
 //! [`UsageScanner`] reads each response chunk once as it goes by and finds the `usage` object
 //! of an OpenAI-style response, plain JSON or `text/event-stream`, whatever the chunk
-//! boundaries, in linear time and constant memory. [`UsageChunkStripper`] removes the
-//! usage-only SSE event that the gateway asked for on the client's behalf. [`CostAccumulator`]
+//! boundaries, in linear time and constant memory. [`UsageChunkStripper`] removes what the
+//! gateway's `stream_options.include_usage` added to an SSE stream on the client's behalf (the
+//! usage-only event and the `"usage":null` member of every other event). [`CostAccumulator`]
 //! turns usage into exact integer micro-dollars.
 //!
 //! Pure code: no host calls, no I/O, no panics on any input.
@@ -69,7 +70,7 @@ impl UsageScanner {
     /// Reads the next chunk of the body.
     pub fn feed(&mut self, chunk: &[u8]) {
         match &mut self.inner {
-            Inner::Json(json) => json.feed(chunk),
+            Inner::Json(json) => json.feed(chunk, &mut ()),
             Inner::Sse(sse) => sse.feed(chunk, &mut ()),
         }
     }

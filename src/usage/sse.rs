@@ -7,10 +7,12 @@
 //! A payload that is not JSON (`[DONE]`) simply fails the JSON scan of its event.
 
 use super::bytes::find2;
-use super::json::JsonScanner;
+use super::json::{JsonScanner, Members};
 
 /// Observer of the positions the stripper needs (all positions index the current chunk).
 pub(super) trait Sink {
+    /// Whether to report the removable `"usage": null` members (see [`Members`]).
+    const MEMBERS: bool = false;
     /// A non-empty line starts at `pos`; `comment` when its first byte is `:`.
     fn line_start(&mut self, _pos: usize, _comment: bool) {}
     /// More of the event's data went through the JSON scanner.
@@ -20,6 +22,34 @@ pub(super) trait Sink {
     fn dispatch(&mut self, _end: usize, _cr: bool, _json: &JsonScanner, _had_data: bool) {}
     /// The `\n` at `pos` completed a `\r\n` line ending.
     fn lf_after_cr(&mut self, _pos: usize) {}
+    /// [`Members::start`], at `pos` in the chunk.
+    fn member_start(&mut self, _pos: usize) {}
+    /// [`Members::null_end`], at `pos` in the chunk.
+    fn member_null_end(&mut self, _pos: usize) {}
+    /// [`Members::cut`], at `end` in the chunk.
+    fn member_cut(&mut self, _end: Option<usize>) {}
+}
+
+/// Reports the members of the data fed from `chunk[base..]` to the sink in chunk positions.
+struct Offset<'s, S> {
+    sink: &'s mut S,
+    base: usize,
+}
+
+impl<S: Sink> Members for Offset<'_, S> {
+    const ON: bool = S::MEMBERS;
+
+    fn start(&mut self, pos: usize) {
+        self.sink.member_start(self.base + pos);
+    }
+
+    fn null_end(&mut self, pos: usize) {
+        self.sink.member_null_end(self.base + pos);
+    }
+
+    fn cut(&mut self, end: Option<usize>) {
+        self.sink.member_cut(end.map(|end| self.base + end));
+    }
 }
 
 /// The scanner alone needs no positions.
@@ -61,6 +91,11 @@ impl SseScanner {
 
     pub(super) fn json(&self) -> &JsonScanner {
         &self.json
+    }
+
+    /// Gives up the candidate for a removable member: it is kept.
+    pub(super) fn keep_member(&mut self) {
+        self.json.keep_member();
     }
 
     pub(super) fn feed<S: Sink>(&mut self, chunk: &[u8], sink: &mut S) {
@@ -127,14 +162,20 @@ impl SseScanner {
                 }
                 Line::Data => {
                     let rest = &chunk[i..];
+                    let mut members = Offset {
+                        sink: &mut *sink,
+                        base: i,
+                    };
                     match find2(rest, b'\n', b'\r') {
                         None => {
-                            self.json.feed(rest);
+                            self.json.feed(rest, &mut members);
                             sink.data_fed(&self.json);
                             i = n;
                         }
                         Some(k) => {
-                            self.json.feed(&rest[..k]);
+                            self.json.feed(&rest[..k], &mut members);
+                            // A removed member never spans lines.
+                            self.json.keep_member();
                             sink.data_fed(&self.json);
                             self.end_line(rest[k]);
                             i += k + 1;
@@ -154,7 +195,8 @@ impl SseScanner {
 
     fn begin_data<S: Sink>(&mut self, sink: &mut S) {
         if self.had_data {
-            self.json.feed(b"\n");
+            // Whitespace between the lines' data: nothing to report.
+            self.json.feed(b"\n", &mut ());
             sink.data_fed(&self.json);
         }
         self.had_data = true;

@@ -84,6 +84,106 @@ pub(super) const CHAT_SSE: &str = concat!(
 );
 pub(super) const CHAT_SSE_USAGE: Usage = usage(9, 12);
 
+/// [`CHAT_SSE`]'s response streamed without `stream_options.include_usage`: no `usage` member
+/// on any chunk and no usage-only chunk, what the client must receive when the gateway asked
+/// for usage on its behalf.
+pub(super) const CHAT_SSE_WITHOUT_INCLUDE_USAGE: &str = concat!(
+    r#"data: {"id":"chatcmpl-AyPHIyRqL1Wo3NnNvdhgsiu3U9XfQ","object":"chat.completion.chunk","created":1738960000,"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_72ed7ab54c","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]}"#,
+    "\n\n",
+    r#"data: {"id":"chatcmpl-AyPHIyRqL1Wo3NnNvdhgsiu3U9XfQ","object":"chat.completion.chunk","created":1738960000,"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_72ed7ab54c","choices":[{"index":0,"delta":{"content":"Hello"},"logprobs":null,"finish_reason":null}]}"#,
+    "\n\n",
+    r#"data: {"id":"chatcmpl-AyPHIyRqL1Wo3NnNvdhgsiu3U9XfQ","object":"chat.completion.chunk","created":1738960000,"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_72ed7ab54c","choices":[{"index":0,"delta":{"content":"!"},"logprobs":null,"finish_reason":null}]}"#,
+    "\n\n",
+    r#"data: {"id":"chatcmpl-AyPHIyRqL1Wo3NnNvdhgsiu3U9XfQ","object":"chat.completion.chunk","created":1738960000,"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_72ed7ab54c","choices":[{"index":0,"delta":{"content":" How"},"logprobs":null,"finish_reason":null}]}"#,
+    "\n\n",
+    r#"data: {"id":"chatcmpl-AyPHIyRqL1Wo3NnNvdhgsiu3U9XfQ","object":"chat.completion.chunk","created":1738960000,"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_72ed7ab54c","choices":[{"index":0,"delta":{"content":" can"},"logprobs":null,"finish_reason":null}]}"#,
+    "\n\n",
+    r#"data: {"id":"chatcmpl-AyPHIyRqL1Wo3NnNvdhgsiu3U9XfQ","object":"chat.completion.chunk","created":1738960000,"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_72ed7ab54c","choices":[{"index":0,"delta":{"content":" I"},"logprobs":null,"finish_reason":null}]}"#,
+    "\n\n",
+    r#"data: {"id":"chatcmpl-AyPHIyRqL1Wo3NnNvdhgsiu3U9XfQ","object":"chat.completion.chunk","created":1738960000,"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_72ed7ab54c","choices":[{"index":0,"delta":{"content":" help"},"logprobs":null,"finish_reason":null}]}"#,
+    "\n\n",
+    r#"data: {"id":"chatcmpl-AyPHIyRqL1Wo3NnNvdhgsiu3U9XfQ","object":"chat.completion.chunk","created":1738960000,"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_72ed7ab54c","choices":[{"index":0,"delta":{"content":" you"},"logprobs":null,"finish_reason":null}]}"#,
+    "\n\n",
+    r#"data: {"id":"chatcmpl-AyPHIyRqL1Wo3NnNvdhgsiu3U9XfQ","object":"chat.completion.chunk","created":1738960000,"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_72ed7ab54c","choices":[{"index":0,"delta":{"content":" today?"},"logprobs":null,"finish_reason":null}]}"#,
+    "\n\n",
+    r#"data: {"id":"chatcmpl-AyPHIyRqL1Wo3NnNvdhgsiu3U9XfQ","object":"chat.completion.chunk","created":1738960000,"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_72ed7ab54c","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}"#,
+    "\n\n",
+    "data: [DONE]\n\n",
+);
+
+/// The usage-only event of [`COMPLETIONS_SSE`].
+pub(super) const COMPLETIONS_SSE_USAGE_EVENT: &str = concat!(
+    r#"data: {"id":"cmpl-B9MCa7dTqkfsRz3yqRPAtxsOyR8Lw","object":"text_completion","created":1741570011,"choices":[],"model":"gpt-3.5-turbo-instruct:20230824-v2","system_fingerprint":null,"usage":{"prompt_tokens":6,"completion_tokens":7,"total_tokens":13}}"#,
+    "\n\n",
+);
+
+/// Streaming legacy completion (`/v1/completions`) with `stream_options.include_usage`:
+/// `"usage":null` on every text chunk, then the usage-only chunk, then `[DONE]`.
+pub(super) const COMPLETIONS_SSE: &str = concat!(
+    r#"data: {"id":"cmpl-B9MCa7dTqkfsRz3yqRPAtxsOyR8Lw","object":"text_completion","created":1741570011,"choices":[{"text":"\n\n","index":0,"logprobs":null,"finish_reason":null}],"model":"gpt-3.5-turbo-instruct:20230824-v2","system_fingerprint":null,"usage":null}"#,
+    "\n\n",
+    r#"data: {"id":"cmpl-B9MCa7dTqkfsRz3yqRPAtxsOyR8Lw","object":"text_completion","created":1741570011,"choices":[{"text":"Once","index":0,"logprobs":null,"finish_reason":null}],"model":"gpt-3.5-turbo-instruct:20230824-v2","system_fingerprint":null,"usage":null}"#,
+    "\n\n",
+    r#"data: {"id":"cmpl-B9MCa7dTqkfsRz3yqRPAtxsOyR8Lw","object":"text_completion","created":1741570011,"choices":[{"text":" upon","index":0,"logprobs":null,"finish_reason":null}],"model":"gpt-3.5-turbo-instruct:20230824-v2","system_fingerprint":null,"usage":null}"#,
+    "\n\n",
+    r#"data: {"id":"cmpl-B9MCa7dTqkfsRz3yqRPAtxsOyR8Lw","object":"text_completion","created":1741570011,"choices":[{"text":" a","index":0,"logprobs":null,"finish_reason":null}],"model":"gpt-3.5-turbo-instruct:20230824-v2","system_fingerprint":null,"usage":null}"#,
+    "\n\n",
+    r#"data: {"id":"cmpl-B9MCa7dTqkfsRz3yqRPAtxsOyR8Lw","object":"text_completion","created":1741570011,"choices":[{"text":" time","index":0,"logprobs":null,"finish_reason":null}],"model":"gpt-3.5-turbo-instruct:20230824-v2","system_fingerprint":null,"usage":null}"#,
+    "\n\n",
+    r#"data: {"id":"cmpl-B9MCa7dTqkfsRz3yqRPAtxsOyR8Lw","object":"text_completion","created":1741570011,"choices":[{"text":",","index":0,"logprobs":null,"finish_reason":null}],"model":"gpt-3.5-turbo-instruct:20230824-v2","system_fingerprint":null,"usage":null}"#,
+    "\n\n",
+    r#"data: {"id":"cmpl-B9MCa7dTqkfsRz3yqRPAtxsOyR8Lw","object":"text_completion","created":1741570011,"choices":[{"text":"","index":0,"logprobs":null,"finish_reason":"length"}],"model":"gpt-3.5-turbo-instruct:20230824-v2","system_fingerprint":null,"usage":null}"#,
+    "\n\n",
+    r#"data: {"id":"cmpl-B9MCa7dTqkfsRz3yqRPAtxsOyR8Lw","object":"text_completion","created":1741570011,"choices":[],"model":"gpt-3.5-turbo-instruct:20230824-v2","system_fingerprint":null,"usage":{"prompt_tokens":6,"completion_tokens":7,"total_tokens":13}}"#,
+    "\n\n",
+    "data: [DONE]\n\n",
+);
+pub(super) const COMPLETIONS_SSE_USAGE: Usage = usage(6, 7);
+
+/// [`COMPLETIONS_SSE`]'s response streamed without `stream_options.include_usage`.
+pub(super) const COMPLETIONS_SSE_WITHOUT_INCLUDE_USAGE: &str = concat!(
+    r#"data: {"id":"cmpl-B9MCa7dTqkfsRz3yqRPAtxsOyR8Lw","object":"text_completion","created":1741570011,"choices":[{"text":"\n\n","index":0,"logprobs":null,"finish_reason":null}],"model":"gpt-3.5-turbo-instruct:20230824-v2","system_fingerprint":null}"#,
+    "\n\n",
+    r#"data: {"id":"cmpl-B9MCa7dTqkfsRz3yqRPAtxsOyR8Lw","object":"text_completion","created":1741570011,"choices":[{"text":"Once","index":0,"logprobs":null,"finish_reason":null}],"model":"gpt-3.5-turbo-instruct:20230824-v2","system_fingerprint":null}"#,
+    "\n\n",
+    r#"data: {"id":"cmpl-B9MCa7dTqkfsRz3yqRPAtxsOyR8Lw","object":"text_completion","created":1741570011,"choices":[{"text":" upon","index":0,"logprobs":null,"finish_reason":null}],"model":"gpt-3.5-turbo-instruct:20230824-v2","system_fingerprint":null}"#,
+    "\n\n",
+    r#"data: {"id":"cmpl-B9MCa7dTqkfsRz3yqRPAtxsOyR8Lw","object":"text_completion","created":1741570011,"choices":[{"text":" a","index":0,"logprobs":null,"finish_reason":null}],"model":"gpt-3.5-turbo-instruct:20230824-v2","system_fingerprint":null}"#,
+    "\n\n",
+    r#"data: {"id":"cmpl-B9MCa7dTqkfsRz3yqRPAtxsOyR8Lw","object":"text_completion","created":1741570011,"choices":[{"text":" time","index":0,"logprobs":null,"finish_reason":null}],"model":"gpt-3.5-turbo-instruct:20230824-v2","system_fingerprint":null}"#,
+    "\n\n",
+    r#"data: {"id":"cmpl-B9MCa7dTqkfsRz3yqRPAtxsOyR8Lw","object":"text_completion","created":1741570011,"choices":[{"text":",","index":0,"logprobs":null,"finish_reason":null}],"model":"gpt-3.5-turbo-instruct:20230824-v2","system_fingerprint":null}"#,
+    "\n\n",
+    r#"data: {"id":"cmpl-B9MCa7dTqkfsRz3yqRPAtxsOyR8Lw","object":"text_completion","created":1741570011,"choices":[{"text":"","index":0,"logprobs":null,"finish_reason":"length"}],"model":"gpt-3.5-turbo-instruct:20230824-v2","system_fingerprint":null}"#,
+    "\n\n",
+    "data: [DONE]\n\n",
+);
+
+/// The mock provider's chat stream with `include_usage` (keys sorted, `usage` last).
+pub(super) const MOCK_CHAT_SSE: &str = concat!(
+    r#"data: {"choices":[{"delta":{"content":"Hello","role":"assistant"},"finish_reason":null,"index":0,"logprobs":null}],"created":1700000000,"id":"chatcmpl-mock-42","model":"mock-gpt","object":"chat.completion.chunk","usage":null}"#,
+    "\n\n",
+    r#"data: {"choices":[{"delta":{"content":" world"},"finish_reason":null,"index":0,"logprobs":null}],"created":1700000000,"id":"chatcmpl-mock-42","model":"mock-gpt","object":"chat.completion.chunk","usage":null}"#,
+    "\n\n",
+    r#"data: {"choices":[{"delta":{},"finish_reason":"stop","index":0,"logprobs":null}],"created":1700000000,"id":"chatcmpl-mock-42","model":"mock-gpt","object":"chat.completion.chunk","usage":null}"#,
+    "\n\n",
+    r#"data: {"choices":[],"created":1700000000,"id":"chatcmpl-mock-42","model":"mock-gpt","object":"chat.completion.chunk","usage":{"completion_tokens":2,"prompt_tokens":3,"total_tokens":5}}"#,
+    "\n\n",
+    "data: [DONE]\n\n",
+);
+pub(super) const MOCK_CHAT_SSE_USAGE: Usage = usage(3, 2);
+
+/// [`MOCK_CHAT_SSE`] without `include_usage`.
+pub(super) const MOCK_CHAT_SSE_WITHOUT_INCLUDE_USAGE: &str = concat!(
+    r#"data: {"choices":[{"delta":{"content":"Hello","role":"assistant"},"finish_reason":null,"index":0,"logprobs":null}],"created":1700000000,"id":"chatcmpl-mock-42","model":"mock-gpt","object":"chat.completion.chunk"}"#,
+    "\n\n",
+    r#"data: {"choices":[{"delta":{"content":" world"},"finish_reason":null,"index":0,"logprobs":null}],"created":1700000000,"id":"chatcmpl-mock-42","model":"mock-gpt","object":"chat.completion.chunk"}"#,
+    "\n\n",
+    r#"data: {"choices":[{"delta":{},"finish_reason":"stop","index":0,"logprobs":null}],"created":1700000000,"id":"chatcmpl-mock-42","model":"mock-gpt","object":"chat.completion.chunk"}"#,
+    "\n\n",
+    "data: [DONE]\n\n",
+);
+
 /// Streaming chat completion without `include_usage`: no `usage` member at all.
 pub(super) const CHAT_SSE_NO_USAGE: &str = concat!(
     r#"data: {"id":"chatcmpl-AyPJ3Kj0aXcvGbYHMt9JXN1e8CqzR","object":"chat.completion.chunk","created":1738960104,"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_72ed7ab54c","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]}"#,

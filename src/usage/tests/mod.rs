@@ -1,6 +1,7 @@
 //! Tests of the usage scanner and the SSE usage-chunk stripper, with shared split helpers.
 
 mod fixtures;
+mod members;
 mod oracle;
 mod scanner;
 mod stripper;
@@ -119,6 +120,28 @@ pub(super) fn assert_stripped_for_all_splits(input: &[u8], expected: &[u8]) {
             );
         }
     }
+}
+
+/// Asserts the stripper turns `input` into `expected` for `rounds` more pseudo-random many-way
+/// splits (pieces of 0 to 1..=96 bytes).
+pub(super) fn assert_stripped_for_random_splits(input: &[u8], expected: &[u8], rounds: usize) {
+    let mut rng = XorShift::new(input.len() as u64 ^ 0xc0ffee);
+    for round in 0..rounds {
+        let cuts = random_cuts(input.len(), &mut rng, 1 + round % 96);
+        let (out, _) = strip(&cut(input, &cuts), round % 2 == 0);
+        assert!(
+            out == expected,
+            "split at {cuts:?}:\n got: {}\nwant: {}",
+            String::from_utf8_lossy(&out).escape_debug(),
+            String::from_utf8_lossy(expected).escape_debug()
+        );
+    }
+}
+
+/// `stream` without the `,"usage":null` that `include_usage` adds as the last member of every
+/// other chunk (for fixtures where that is the only place it occurs).
+pub(super) fn without_null_usage(stream: &str) -> String {
+    stream.replace(",\"usage\":null", "")
 }
 
 /// `stream` with `event` (which must occur exactly once) removed.

@@ -11,40 +11,75 @@ fn is_borrowed_whole(out: &Cow<'_, [u8]>, chunk: &[u8]) -> bool {
 }
 
 #[test]
-fn strips_the_usage_chunk_from_chat_sse_for_every_split_point() {
-    let expected = without(CHAT_SSE, CHAT_SSE_USAGE_EVENT);
-    assert_stripped_for_all_splits(CHAT_SSE.as_bytes(), expected.as_bytes());
+fn gives_chat_sse_with_include_usage_exactly_as_recorded_without_it_for_every_split_point() {
+    assert_stripped_for_all_splits(
+        CHAT_SSE.as_bytes(),
+        CHAT_SSE_WITHOUT_INCLUDE_USAGE.as_bytes(),
+    );
+    assert_stripped_for_random_splits(
+        CHAT_SSE.as_bytes(),
+        CHAT_SSE_WITHOUT_INCLUDE_USAGE.as_bytes(),
+        3_000,
+    );
 }
 
 #[test]
-fn strips_the_usage_chunk_from_a_crlf_stream_for_every_split_point() {
-    let expected = without(CHAT_SSE_CRLF, CHAT_SSE_CRLF_USAGE_EVENT);
+fn gives_completions_sse_with_include_usage_exactly_as_recorded_without_it_for_every_split_point() {
+    assert_stripped_for_all_splits(
+        COMPLETIONS_SSE.as_bytes(),
+        COMPLETIONS_SSE_WITHOUT_INCLUDE_USAGE.as_bytes(),
+    );
+    assert_stripped_for_random_splits(
+        COMPLETIONS_SSE.as_bytes(),
+        COMPLETIONS_SSE_WITHOUT_INCLUDE_USAGE.as_bytes(),
+        3_000,
+    );
+}
+
+#[test]
+fn gives_the_mock_providers_sse_with_include_usage_exactly_as_without_it_for_every_split_point() {
+    assert_stripped_for_all_splits(
+        MOCK_CHAT_SSE.as_bytes(),
+        MOCK_CHAT_SSE_WITHOUT_INCLUDE_USAGE.as_bytes(),
+    );
+    assert_stripped_for_random_splits(
+        MOCK_CHAT_SSE.as_bytes(),
+        MOCK_CHAT_SSE_WITHOUT_INCLUDE_USAGE.as_bytes(),
+        3_000,
+    );
+}
+
+#[test]
+fn strips_the_usage_chunk_and_null_usages_from_a_crlf_stream_for_every_split_point() {
+    let expected = without_null_usage(&without(CHAT_SSE_CRLF, CHAT_SSE_CRLF_USAGE_EVENT));
     assert_stripped_for_all_splits(CHAT_SSE_CRLF.as_bytes(), expected.as_bytes());
+    assert_stripped_for_random_splits(CHAT_SSE_CRLF.as_bytes(), expected.as_bytes(), 2_000);
 }
 
 #[test]
-fn strips_the_usage_chunk_from_a_bare_cr_stream_for_every_split_point() {
+fn strips_the_usage_chunk_and_null_usages_from_a_bare_cr_stream_for_every_split_point() {
     let stream = CHAT_SSE.replace('\n', "\r");
-    let event = CHAT_SSE_USAGE_EVENT.replace('\n', "\r");
-    let expected = without(&stream, &event);
+    let expected = CHAT_SSE_WITHOUT_INCLUDE_USAGE.replace('\n', "\r");
     assert_stripped_for_all_splits(stream.as_bytes(), expected.as_bytes());
 }
 
 #[test]
 fn strips_only_the_real_usage_chunk_from_decoy_and_utf8_streams_for_every_split_point() {
-    let expected = without(DECOY_SSE, DECOY_SSE_USAGE_EVENT);
+    let expected = without_null_usage(&without(DECOY_SSE, DECOY_SSE_USAGE_EVENT));
     assert_stripped_for_all_splits(DECOY_SSE.as_bytes(), expected.as_bytes());
-    let expected = without(UTF8_SSE, UTF8_SSE_USAGE_EVENT);
+    let expected = without_null_usage(&without(UTF8_SSE, UTF8_SSE_USAGE_EVENT));
     assert_stripped_for_all_splits(UTF8_SSE.as_bytes(), expected.as_bytes());
 }
 
 #[test]
-fn passes_streams_without_a_usage_chunk_byte_identical_for_every_split_point() {
-    let chat_without_usage_chunk = without(CHAT_SSE, CHAT_SSE_USAGE_EVENT);
+fn passes_streams_without_anything_to_strip_byte_identical_for_every_split_point() {
     for stream in [
         CHAT_SSE_NO_USAGE,
+        // `"usage":null` only inside `response`.
         RESPONSES_SSE,
-        chat_without_usage_chunk.as_str(),
+        CHAT_SSE_WITHOUT_INCLUDE_USAGE,
+        COMPLETIONS_SSE_WITHOUT_INCLUDE_USAGE,
+        MOCK_CHAT_SSE_WITHOUT_INCLUDE_USAGE,
         CHAT_JSON,
         UTF8_JSON,
     ] {
@@ -55,7 +90,6 @@ fn passes_streams_without_a_usage_chunk_byte_identical_for_every_split_point() {
 #[test]
 fn passes_events_that_merely_resemble_the_usage_chunk_for_every_split_point() {
     for event in [
-        "data: {\"choices\":[],\"usage\":null}\n\n",
         "data: {\"choices\":[]}\n\n",
         "data: {\"usage\":{\"prompt_tokens\":1}}\n\n",
         "data: {\"choices\":[{}],\"usage\":{\"prompt_tokens\":1}}\n\n",
@@ -93,20 +127,34 @@ fn removes_the_whole_usage_event_with_its_other_fields_but_keeps_leading_comment
 #[test]
 fn passes_whole_ordinary_events_borrowed_without_copying() {
     let mut stripper = UsageChunkStripper::new();
-    let expected = without(CHAT_SSE, CHAT_SSE_USAGE_EVENT);
     let mut got = Vec::new();
     for event in CHAT_SSE.split_inclusive("\n\n") {
         let out = stripper.filter(event.as_bytes(), false);
         if event == CHAT_SSE_USAGE_EVENT {
             assert!(out.is_empty());
+        } else if event.contains("\"usage\":null") {
+            // Copied once, without the member.
+            assert!(matches!(out, Cow::Owned(_)), "{event}");
+            assert_eq!(*out, *without_null_usage(event).as_bytes());
         } else {
             assert!(is_borrowed_whole(&out, event.as_bytes()), "{event}");
         }
         got.extend_from_slice(&out);
     }
     assert!(matches!(stripper.filter(&[], true), Cow::Borrowed(b"")));
-    assert_eq!(got, expected.as_bytes());
+    assert_eq!(got, CHAT_SSE_WITHOUT_INCLUDE_USAGE.as_bytes());
     assert_eq!(stripper.usage(), Some(CHAT_SSE_USAGE));
+
+    // Events with nothing to strip, one per chunk.
+    let mut stripper = UsageChunkStripper::new();
+    for event in CHAT_SSE_WITHOUT_INCLUDE_USAGE
+        .split_inclusive("\n\n")
+        .chain(CHAT_SSE_NO_USAGE.split_inclusive("\n\n"))
+        .chain(RESPONSES_SSE.split_inclusive("\n\n"))
+    {
+        let out = stripper.filter(event.as_bytes(), false);
+        assert!(is_borrowed_whole(&out, event.as_bytes()), "{event}");
+    }
 
     // Several events per chunk, none usage-only.
     let mut stripper = UsageChunkStripper::new();
@@ -116,6 +164,9 @@ fn passes_whole_ordinary_events_borrowed_without_copying() {
     let out = stripper.filter(RESPONSES_SSE.as_bytes(), false);
     assert!(is_borrowed_whole(&out, RESPONSES_SSE.as_bytes()));
     assert_eq!(stripper.usage(), Some(RESPONSES_SSE_USAGE));
+    let mut stripper = UsageChunkStripper::new();
+    let stream = COMPLETIONS_SSE_WITHOUT_INCLUDE_USAGE.as_bytes();
+    assert!(is_borrowed_whole(&stripper.filter(stream, false), stream));
 }
 
 #[test]
@@ -241,6 +292,8 @@ fn reports_the_same_usage_as_the_scanner() {
         (CHAT_SSE, Some(CHAT_SSE_USAGE)),
         (RESPONSES_SSE, Some(RESPONSES_SSE_USAGE)),
         (CHAT_SSE_NO_USAGE, None),
+        (COMPLETIONS_SSE, Some(COMPLETIONS_SSE_USAGE)),
+        (MOCK_CHAT_SSE, Some(MOCK_CHAT_SSE_USAGE)),
     ] {
         for cuts in split_plans(stream.len(), 1).into_iter().step_by(7) {
             let chunks = cut(stream.as_bytes(), &cuts);

@@ -25,8 +25,10 @@ const WORDS: &[&str] = &[
     " data",
 ];
 
-/// About `size` bytes of OpenAI-style content chunks, then the usage chunk and `[DONE]`.
-fn chat_stream(size: usize) -> Vec<u8> {
+/// About `size` bytes of OpenAI-style content chunks with `include_usage` (`"usage":null` on
+/// each), then the usage chunk and `[DONE]`; and how many content chunks there are.
+fn chat_stream(size: usize) -> (Vec<u8>, usize) {
+    let mut chunks = 0;
     let mut rng = XorShift::new(99);
     let mut stream = Vec::with_capacity(size + 1024);
     while stream.len() < size {
@@ -41,10 +43,11 @@ fn chat_stream(size: usize) -> Vec<u8> {
             )
             .as_bytes(),
         );
+        chunks += 1;
     }
     stream.extend_from_slice(CHAT_SSE_USAGE_EVENT.as_bytes());
     stream.extend_from_slice(b"data: [DONE]\n\n");
-    stream
+    (stream, chunks)
 }
 
 /// MB/s of the fastest of `ROUNDS` runs of `run` over `bytes` bytes (the machine is shared:
@@ -65,7 +68,9 @@ const ROUNDS: usize = 9;
 #[test]
 #[ignore = "benchmark: run in release with --ignored --nocapture"]
 fn throughput_of_scanning_and_stripping_a_10_mb_sse_stream() {
-    let stream = chat_stream(10_000_000);
+    let (stream, content_chunks) = chat_stream(10_000_000);
+    let stripped_len =
+        stream.len() - CHAT_SSE_USAGE_EVENT.len() - content_chunks * ",\"usage\":null".len();
     for chunk_size in [16 * 1024, 1024] {
         let scan_rate = best_mb_per_s(stream.len(), || {
             let mut scanner = UsageScanner::new(Format::Sse);
@@ -81,11 +86,30 @@ fn throughput_of_scanning_and_stripping_a_10_mb_sse_stream() {
                 passed += stripper.filter(chunk, false).len();
             }
             passed += stripper.filter(&[], true).len();
-            assert_eq!(passed, stream.len() - CHAT_SSE_USAGE_EVENT.len());
+            assert_eq!(passed, stripped_len);
         });
         println!(
             "{} MB SSE stream in {} KiB chunks: UsageScanner {scan_rate:.0} MB/s, UsageChunkStripper {strip_rate:.0} MB/s",
             stream.len() / 1_000_000,
+            chunk_size / 1024
+        );
+    }
+
+    // The same stream without `"usage":null` (nothing to copy but at chunk boundaries).
+    let plain = without_null_usage(std::str::from_utf8(&stream).unwrap_or_default()).into_bytes();
+    for chunk_size in [16 * 1024, 1024] {
+        let strip_rate = best_mb_per_s(plain.len(), || {
+            let mut stripper = UsageChunkStripper::new();
+            let mut passed = 0;
+            for chunk in plain.chunks(chunk_size) {
+                passed += stripper.filter(chunk, false).len();
+            }
+            passed += stripper.filter(&[], true).len();
+            assert_eq!(passed, plain.len() - CHAT_SSE_USAGE_EVENT.len());
+        });
+        println!(
+            "{} MB SSE stream without usage:null in {} KiB chunks: UsageChunkStripper {strip_rate:.0} MB/s",
+            plain.len() / 1_000_000,
             chunk_size / 1024
         );
     }
