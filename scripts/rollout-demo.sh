@@ -28,50 +28,10 @@ for f in "$ENVOY" "$MOCK" "$AG" "$WASM"; do
 done
 command -v curl >/dev/null || { echo "curl is needed (apt-get install curl)" >&2; exit 1; }
 
-if [[ -t 1 ]]; then B=$'\e[1m'; G=$'\e[32m'; R=$'\e[31m'; D=$'\e[2m'; N=$'\e[0m'
-else B=; G=; R=; D=; N=; fi
-STEP=0
-step() { STEP=$((STEP + 1)); printf '\n%s%d. %s%s\n' "$B" "$STEP" "$*" "$N"; }
-say() { printf '   %s\n' "$*"; }
-ok() { printf '   %s✓%s %s\n' "$G" "$N" "$*"; }
-bad() { printf '   %s✗%s %s\n' "$R" "$N" "$*"; FAILURES=$((FAILURES + 1)); }
-FAILURES=0
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ai-gateway-rollout.XXXXXX")
-PIDS=()
-cleanup() {
-  local rc=$?
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
-  if ((rc != 0)); then
-    for log in "$WORK"/*.log; do
-      [[ -e $log ]] || continue
-      printf '%s--- last 40 lines of %s ---%s\n' "$D" "$(basename "$log")" "$N"
-      tail -n 40 "$log"
-    done
-  fi
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-port_free() { "$PY" -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null; }
-any_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-pick_port() { if port_free "$1"; then echo "$1"; else any_port; fi; }
-wait_for() { # URL EXPECTED PID WHAT
-  for _ in $(seq 300); do
-    kill -0 "$3" 2>/dev/null || { echo "$4 exited during start-up" >&2; return 1; }
-    if body=$(curl -fsS --max-time 1 "$1" 2>/dev/null) && [[ -z $2 || $body == "$2"* ]]; then return 0; fi
-    sleep 0.1
-  done
-  echo "$4 not ready after 30 s" >&2
-  return 1
-}
+# Presentation, processes (started here, stopped on exit), ports.
+DEMO_NAME=rollout
+# shellcheck source=scripts/lib/demo-common.sh
+source "$ROOT/scripts/lib/demo-common.sh"
 
 LISTEN_PORT=$(pick_port 10010)
 ADMIN_PORT=$(pick_port 9911)
