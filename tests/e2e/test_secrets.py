@@ -287,12 +287,6 @@ def test_the_key_is_in_no_validator_output(tmp_path: Path):
 
 
 @needs_validator
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: an api_key_env holding the key itself (a common paste mistake) is echoed in the "
-    "validation error, so in CI logs and Envoy's log (config/mod.rs: `{api_key_env:?} is not an "
-    "environment variable name`)",
-)
 def test_a_key_pasted_into_api_key_env_is_not_echoed(tmp_path: Path, mock, envoy):
     pasted = "sk-live-Pasted0123456789abcdef"
     cfg = {"models": [{"name": "m", "version": "1.0.0", "weight": 1}], "upstream": {"api_key_env": pasted}}
