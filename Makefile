@@ -85,7 +85,7 @@ validate-envoy: wasm venv ## envoy --mode validate for every envoy/*.yaml (loads
 	  HOLYSHEEP_API_KEY=sk-dummy-for-validation BACKUP_PROVIDER_API_KEY=sk-dummy-for-validation $(ENVOY) --mode validate -c "$$f" -l warning || exit 1; \
 	done
 
-e2e: wasm tools venv ## End-to-end tests: real Envoy + the filter + the mock provider (pytest tests/e2e)
+e2e: wasm tools venv cli-build ## End-to-end tests: real Envoy + the filter + the mock provider (pytest tests/e2e)
 	$(PYTEST) tests/e2e $(PYTEST_ARGS)
 
 demo: wasm tools venv cli-build ## Show the gateway: envoy/demo.yaml with a mock provider, then a canary roll-out and rollback
