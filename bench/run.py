@@ -1,0 +1,1266 @@
+#!/usr/bin/env python3
+"""`make bench`: the gateway's cost side by side with plain Envoy, an Envoy Lua filter and
+LiteLLM, in one run, on one machine (issue 7).
+
+Variants (every Envoy one rendered from envoy/demo.yaml, only `http_filters` differ — see
+bench/envoy/filters.yaml):
+  envoy-buffer  plain Envoy, body buffered by envoy.filters.http.buffer (the reference)
+  envoy-stream  plain Envoy, body streamed
+  filter        Envoy + the wasm filter, demo.yaml's full request path (alias split 90/10,
+                key injection, max_tokens/temperature/include_usage edits, metrics, breaker)
+  filter-opt    the same .wasm after `wasm-opt -O3`
+  lua           Envoy + bench/lua/gateway.lua (string.gsub model rewrite + key)
+  litellm       LiteLLM proxy (bench/litellm), one worker, same weighted routing
+Scenarios (each with its own upstream, started on the same port so the gateways keep
+running; the upstream is measured alone too):
+  direct     upstream = Envoy direct_response (bench/envoy/upstream.yaml); bodies 1 KiB,
+             64 KiB, 1 MiB
+  sse        upstream = tools/mock-provider; `stream: true`, `x-mock-chunks: 200` (1 KiB body)
+  realistic  upstream = tools/mock-provider --latency-ms 50; 1 KiB body
+Every measured run is `wrk -t1 -c16 -d<duration>` after a warm-up of the same variant; the
+variants are alternated (A B C … A B C …, `--rounds`) so drift hits them all alike. Gateway
+CPU = utime+stime (/proc/PID/stat) of the variant's processes over the measured run.
+
+Writes bench/results.json and the generated part of bench/RESULTS.md (between the
+BEGIN/END GENERATED markers; the rest of that file is kept). Logs and rendered configs go
+to bench/out/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+OUT = BENCH / "out"
+LOGS = OUT / "logs"
+ENVOY = ROOT / ".venv" / "bin" / "envoy"
+WASM = ROOT / "target" / "wasm32-wasip1" / "release" / "ai_gateway_filter.wasm"
+WASM_OPT = OUT / "ai_gateway_filter.opt.wasm"
+WASM_FLOOR = OUT / "wasm-floor.wasm"
+MOCK = ROOT / "target" / "release" / "mock-provider"
+LITELLM = BENCH / ".venv" / "bin" / "litellm"
+WRK_SCRIPT = BENCH / "wrk" / "post.lua"
+RESULTS_MD = BENCH / "RESULTS.md"
+RESULTS_JSON = BENCH / "results.json"
+
+PROVIDER_KEY = "sk-bench-provider-key"
+CLIENT_KEY = "sk-bench-client"
+CONNECTIONS = 16
+THREADS = 1
+SSE_CHUNKS = 200
+SSE_CHUNK_DELAY_MS = 1
+MOCK_LATENCY_MS = 50
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+SIZES = {"1KiB": 1024, "64KiB": 64 * 1024, "1MiB": 1024 * 1024}
+
+VARIANT_LABELS = {
+    "envoy-buffer": "plain Envoy, body buffered (`envoy.filters.http.buffer`)",
+    "envoy-stream": "plain Envoy, body streamed",
+    "filter": "Envoy + ai-gateway-filter (.wasm as built)",
+    "filter-opt": "Envoy + ai-gateway-filter (`wasm-opt -O3`)",
+    "lua": "Envoy + Lua (`string.gsub` model rewrite + key)",
+    "litellm": "LiteLLM proxy, one worker",
+    "upstream": "upstream alone (no gateway)",
+    "floor-empty": "anatomy: empty wasm filter (bench/wasm-floor)",
+    "floor-hold": "anatomy: + headers held for the body, 3 headers set",
+    "floor-copy": "anatomy: + body copied into the VM and written back",
+    "floor-splice": "anatomy: body copied into the VM, only a 15-byte prefix replaced",
+    "floor-full": "anatomy: all the gateway's host calls, none of its logic",
+}
+# The anatomy variants of the full run (bench/wasm-floor; any `floor-a+b+c` works with --variants).
+FLOOR_VARIANTS = ["floor-empty", "floor-hold", "floor-copy", "floor-splice", "floor-full"]
+ALL_VARIANTS = ["envoy-buffer", "envoy-stream", "filter", "filter-opt", "lua", "litellm"]
+REFERENCE = "envoy-buffer"
+
+# The chat completion the direct_response upstream answers (usage included: the filter meters it).
+UPSTREAM_BODY = (
+    '{"id":"chatcmpl-bench","object":"chat.completion","created":1760000000,'
+    '"model":"gpt-4.1","choices":[{"index":0,"message":{"role":"assistant",'
+    '"content":"Hello from the benchmark upstream","refusal":null},"logprobs":null,'
+    '"finish_reason":"stop"}],"usage":{"prompt_tokens":256,"completion_tokens":6,'
+    '"total_tokens":262}}'
+)
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# bodies
+
+
+def chat_body(size: int, stream: bool = False) -> bytes:
+    """A chat request of exactly `size` bytes (same shape as benches/hot.rs): model alias
+    `chat`, a system and a user message with words, escapes and non-ASCII text."""
+    head = '{"model":"chat",' + ('"stream":true,' if stream else "")
+    head += (
+        '"messages":[{"role":"system","content":"You are a helpful assistant."},'
+        '{"role":"user","content":"'
+    )
+    tail = '"}],"user":"bench"}'
+    words = [
+        "Summarise ",
+        "the ",
+        "following ",
+        "report\\n",
+        'about \\"latency\\" ',
+        "café ",
+        "日本語 ",
+        "throughput. ",
+    ]
+    head_b, tail_b = head.encode(), tail.encode()
+    room = size - len(head_b) - len(tail_b)
+    filler = bytearray()
+    done = False
+    while not done:
+        for w in words:
+            wb = w.encode()
+            if len(filler) + len(wb) > room:
+                done = True
+                break
+            filler += wb
+    filler += b"x" * (room - len(filler))
+    body = head_b + bytes(filler) + tail_b
+    assert len(body) == size, (len(body), size)
+    json.loads(body)
+    return body
+
+
+# ---------------------------------------------------------------------------------------------
+# processes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process {proc.args[0]} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+STARTED: list[subprocess.Popen] = []
+
+
+def start(name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    logf = open(LOGS / f"{name}.log", "wb")
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    p = subprocess.Popen(
+        argv,
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=full_env,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    STARTED.append(p)
+    return p
+
+
+def stop(p: subprocess.Popen) -> None:
+    if p.poll() is not None:
+        return
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def stop_all() -> None:
+    for p in reversed(STARTED):
+        stop(p)
+    STARTED.clear()
+
+
+def proc_tree(pid: int) -> list[int]:
+    """pid and its live descendants."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime+stime (+ reaped children's) of the processes, in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is field 3 (state): utime=14, stime=15, cutime=16, cstime=17
+        total += sum(int(fields[i - 3]) for i in (14, 15, 16, 17))
+    return total / CLK_TCK
+
+
+def rss_kib(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine from /proc/stat."""
+    f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = f[3] + f[4]
+    return sum(f) - idle, sum(f)
+
+
+def loadavg() -> list[float]:
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+# ---------------------------------------------------------------------------------------------
+# targets
+
+
+class Target:
+    name: str
+    port: int
+    proc: subprocess.Popen
+
+    def pids(self) -> list[int]:
+        return proc_tree(self.proc.pid)
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class EnvoyTarget(Target):
+    def __init__(self, name: str, config: dict, concurrency: int = 1):
+        self.name = name
+        self.port = config["static_resources"]["listeners"][0]["address"]["socket_address"][
+            "port_value"
+        ]
+        self.admin_port = config["admin"]["address"]["socket_address"]["port_value"]
+        self.config_path = OUT / f"envoy-{name}.yaml"
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False, width=120))
+        self.concurrency = concurrency
+
+    def argv(self) -> list[str]:
+        return [
+            str(ENVOY),
+            "-c",
+            str(self.config_path),
+            "--concurrency",
+            str(self.concurrency),
+            "--use-dynamic-base-id",
+            "-l",
+            "warning",
+        ]
+
+    def validate(self) -> None:
+        r = subprocess.run(
+            self.argv()[:3] + ["--mode", "validate", "-l", "error"],
+            env={**os.environ, "HOLYSHEEP_API_KEY": PROVIDER_KEY},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode != 0:
+            raise RuntimeError(f"{self.config_path} does not validate:\n{r.stdout}{r.stderr}")
+
+    def start(self) -> None:
+        self.proc = start(f"envoy-{self.name}", self.argv(), {"HOLYSHEEP_API_KEY": PROVIDER_KEY})
+        wait_port(self.admin_port, proc=self.proc)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if http_get(f"http://127.0.0.1:{self.admin_port}/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        wait_port(self.port, proc=self.proc)
+
+    def stats(self, flt: str) -> dict[str, str]:
+        code, body = http_get(
+            f"http://127.0.0.1:{self.admin_port}/stats?filter={urllib.parse.quote(flt)}"
+        )
+        out = {}
+        if code == 200:
+            for line in body.decode().splitlines():
+                k, _, v = line.partition(": ")
+                out[k] = v
+        return out
+
+    def memory(self) -> dict:
+        code, body = http_get(f"http://127.0.0.1:{self.admin_port}/memory")
+        return json.loads(body) if code == 200 else {}
+
+
+class MockTarget(Target):
+    def __init__(self, name: str, port: int, latency_ms: int = 0):
+        self.name, self.port, self.latency_ms = name, port, latency_ms
+
+    def argv(self) -> list[str]:
+        argv = [str(MOCK), "--listen", f"127.0.0.1:{self.port}", "--name", self.name]
+        argv += ["--threads", "1"]
+        if self.latency_ms:
+            argv += ["--latency-ms", str(self.latency_ms)]
+        return argv
+
+    def start(self) -> None:
+        self.proc = start(self.name, self.argv())
+        wait_port(self.port, proc=self.proc)
+
+
+class LiteLLMTarget(Target):
+    def __init__(self, port: int, upstream: str):
+        self.name, self.port = "litellm", port
+        cfg = (BENCH / "litellm" / "config.yaml").read_text().replace("{UPSTREAM}", upstream)
+        self.config_path = OUT / "litellm.yaml"
+        self.config_path.write_text(cfg)
+
+    def argv(self) -> list[str]:
+        return [
+            str(LITELLM),
+            "--config",
+            str(self.config_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--num_workers",
+            "1",
+            "--telemetry",
+            "False",
+        ]
+
+    def start(self) -> None:
+        env = {
+            "LITELLM_MASTER_KEY": CLIENT_KEY,
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "HOLYSHEEP_API_KEY": PROVIDER_KEY,
+            "LITELLM_LOG": "ERROR",
+            "LITELLM_TELEMETRY": "False",
+            "DISABLE_ADMIN_UI": "True",
+            "NO_DOCS": "True",
+        }
+        self.proc = start("litellm", self.argv(), env)
+        wait_port(self.port, timeout=180, proc=self.proc)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if http_get(f"{self.url()}/health/liveliness")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError("LiteLLM is not live after 120 s")
+
+
+# `--wasm NAME=PATH`: extra variants `wasm-NAME`, the filter's configuration with another .wasm
+# (a candidate build to compare against the current one in the same run).
+EXTRA_WASM: dict[str, Path] = {}
+
+
+def render_variant(name: str, ports: dict, upstream_port: int) -> dict:
+    """envoy/demo.yaml with the benchmark's ports, both mock clusters on the upstream and the
+    variant's http_filters."""
+    demo = yaml.safe_load((ROOT / "envoy" / "demo.yaml").read_text())
+    cfg = copy.deepcopy(demo)
+    cfg["admin"]["address"]["socket_address"]["port_value"] = ports[name + ":admin"]
+    listener = cfg["static_resources"]["listeners"][0]
+    listener["address"]["socket_address"]["port_value"] = ports[name]
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    for c in cfg["static_resources"]["clusters"]:
+        for group in c.get("load_assignment", {}).get("endpoints", []):
+            for ep in group["lb_endpoints"]:
+                ep["endpoint"]["address"]["socket_address"]["port_value"] = upstream_port
+    if name in ("filter", "filter-opt") or name.startswith(("floor-", "wasm-")):
+        wasm = {"filter": WASM, "filter-opt": WASM_OPT}.get(name, WASM_FLOOR)
+        if name.startswith("wasm-"):
+            wasm = EXTRA_WASM[name.removeprefix("wasm-")]
+        found = False
+        for f in hcm["http_filters"]:
+            if f["name"] == "envoy.filters.http.wasm":
+                config = f["typed_config"]["config"]
+                config["vm_config"]["code"]["local"]["filename"] = str(wasm)
+                config["vm_config"]["vm_id"] = f"ai_gateway_{name}"
+                if name.startswith("floor-"):
+                    config["configuration"]["value"] = name.removeprefix("floor-").replace("+", ",")
+                found = True
+        if not found:
+            raise RuntimeError("envoy/demo.yaml has no envoy.filters.http.wasm filter")
+    else:
+        text = (BENCH / "envoy" / "filters.yaml").read_text()
+        text = text.replace("{LUA}", str(BENCH / "lua" / "gateway.lua"))
+        hcm["http_filters"] = yaml.safe_load(text)[name]
+    return cfg
+
+
+def render_upstream(port: int, admin: int) -> dict:
+    text = (BENCH / "envoy" / "upstream.yaml").read_text()
+    text = text.replace("{PORT}", str(port)).replace("{ADMIN_PORT}", str(admin))
+    text = text.replace("{BODY}", UPSTREAM_BODY)
+    return yaml.safe_load(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# load
+
+
+def wrk(url: str, body_file: Path, duration: float, headers: str = "") -> dict:
+    argv = [
+        "wrk",
+        f"-t{THREADS}",
+        f"-c{CONNECTIONS}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(WRK_SCRIPT),
+        url,
+    ]
+    env = {
+        **os.environ,
+        "BENCH_BODY": str(body_file),
+        "BENCH_HEADERS": headers,
+        "BENCH_CLIENT_KEY": CLIENT_KEY,
+    }
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    out, err = p.communicate()
+    # CPU of wrk itself (the only child reaped meanwhile), to show it is not the bottleneck
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    m = re.search(rb"^BENCH_JSON (.*)$", out, re.M)
+    if p.returncode != 0 or not m:
+        raise RuntimeError(f"wrk failed ({p.returncode}): {out.decode()} {err.decode()}")
+    r = json.loads(m.group(1))
+    r["argv"] = argv
+    r["wrk_cpu_s"] = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    return r
+
+
+def measure(target: Target, body_file: Path, duration: float, headers: str,
+            upstream: Target | None) -> dict:
+    pids = target.pids()
+    up_pids = upstream.pids() if upstream and upstream is not target else []
+    t_cpu0, u_cpu0, m0 = cpu_seconds(pids), cpu_seconds(up_pids), machine_cpu()
+    t0 = time.monotonic()
+    r = wrk(target.url(), body_file, duration, headers)
+    wall = time.monotonic() - t0
+    t_cpu1, u_cpu1, m1 = cpu_seconds(pids), cpu_seconds(up_pids), machine_cpu()
+    reqs = r["requests"]
+    errors = sum(r["errors"].values())
+    res = {
+        "requests": reqs,
+        "duration_s": r["duration_us"] / 1e6,
+        "rps": reqs / (r["duration_us"] / 1e6),
+        "latency_us": r["latency_us"],
+        "errors": r["errors"],
+        "cpu_s": t_cpu1 - t_cpu0,
+        "cpu_us_per_req": (t_cpu1 - t_cpu0) / reqs * 1e6 if reqs else None,
+        "cpu_util": (t_cpu1 - t_cpu0) / wall,
+        "upstream_cpu_util": (u_cpu1 - u_cpu0) / wall if up_pids else None,
+        "machine_busy": (m1[0] - m0[0]) / max(1, m1[1] - m0[1]),
+        "wrk_cpu_util": r["wrk_cpu_s"] / wall,
+    }
+    if errors:
+        res["error_count"] = errors
+    return res
+
+
+def aggregate(rounds: list[dict]) -> dict:
+    reqs = sum(r["requests"] for r in rounds)
+    dur = sum(r["duration_s"] for r in rounds)
+    cpu = sum(r["cpu_s"] for r in rounds)
+    rps = [r["rps"] for r in rounds]
+    agg = {
+        "rounds": len(rounds),
+        "requests": reqs,
+        "rps": reqs / dur,
+        "rps_min": min(rps),
+        "rps_max": max(rps),
+        # percentiles: the median over the rounds (each round's wrk histogram)
+        "p50_us": statistics.median(r["latency_us"]["p50"] for r in rounds),
+        "p90_us": statistics.median(r["latency_us"]["p90"] for r in rounds),
+        "p99_us": statistics.median(r["latency_us"]["p99"] for r in rounds),
+        "cpu_us_per_req": cpu / reqs * 1e6 if reqs else None,
+        "cpu_util": statistics.mean(r["cpu_util"] for r in rounds),
+        "machine_busy": statistics.mean(r["machine_busy"] for r in rounds),
+        "errors": sum(r.get("error_count", 0) for r in rounds),
+    }
+    ups = [r["upstream_cpu_util"] for r in rounds if r.get("upstream_cpu_util") is not None]
+    if ups:
+        agg["upstream_cpu_util"] = statistics.mean(ups)
+    w = [r["wrk_cpu_util"] for r in rounds if r.get("wrk_cpu_util") is not None]
+    if w:
+        agg["wrk_cpu_util"] = statistics.mean(w)
+    return agg
+
+
+# ---------------------------------------------------------------------------------------------
+# unloaded latency / time to first byte (one connection, sequential requests)
+
+
+def probe(port: int, body: bytes, headers: dict[str, str], n: int) -> dict:
+    req_head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nAuthorization: Bearer {CLIENT_KEY}\r\n"
+        "x-ai-gateway-cluster: mock\r\n"
+        + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        + f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    ttfb, first_data, total = [], [], []
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        for i in range(n + 5):  # the first 5 warm the connection
+            t0 = time.perf_counter()
+            sock.sendall(req_head + body)
+            buf = b""
+            t_first = t_data = None
+            status = None
+            # headers
+            while b"\r\n\r\n" not in buf:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise RuntimeError("connection closed")
+                if t_first is None:
+                    t_first = time.perf_counter()
+                buf += chunk
+            head, _, rest = buf.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            status = int(lines[0].split()[1])
+            hdrs = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+            buf = rest
+            if "content-length" in hdrs:
+                need = int(hdrs["content-length"])
+                while len(buf) < need:
+                    buf += sock.recv(65536)
+                t_data = time.perf_counter() if need else t_first
+            else:  # chunked
+                while True:
+                    if t_data is None and b"data:" in buf:
+                        t_data = time.perf_counter()
+                    if buf.endswith(b"0\r\n\r\n") and _chunked_complete(buf):
+                        break
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        raise RuntimeError("connection closed mid-body")
+                    buf += chunk
+                if t_data is None:
+                    t_data = time.perf_counter()
+            t_end = time.perf_counter()
+            if status != 200:
+                raise RuntimeError(f"probe got HTTP {status}: {buf[:300]!r}")
+            if i >= 5:
+                ttfb.append((t_first - t0) * 1e6)
+                first_data.append((t_data - t0) * 1e6)
+                total.append((t_end - t0) * 1e6)
+    finally:
+        sock.close()
+
+    def pct(xs, q):
+        xs = sorted(xs)
+        return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+    return {
+        "n": n,
+        "ttfb_p50_us": pct(ttfb, 0.5),
+        "first_data_p50_us": pct(first_data, 0.5),
+        "total_p50_us": pct(total, 0.5),
+        "total_p90_us": pct(total, 0.9),
+    }
+
+
+def _chunked_complete(buf: bytes) -> bool:
+    i = 0
+    while True:
+        j = buf.find(b"\r\n", i)
+        if j < 0:
+            return False
+        size = int(buf[i:j].split(b";")[0], 16)
+        if size == 0:
+            return buf[j + 2:j + 4] == b"\r\n"
+        i = j + 2 + size + 2
+        if i > len(buf):
+            return False
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+
+
+def wait_quiet(threshold: float, hold_s: int, max_wait_s: int, step_s: int) -> dict:
+    """Waits until the 1-minute load average stays below `threshold` for `hold_s`."""
+    t0 = time.monotonic()
+    below_since = None
+    readings = []
+    while True:
+        la = loadavg()[0]
+        readings.append(la)
+        now = time.monotonic()
+        if la < threshold:
+            below_since = below_since if below_since is not None else now
+            if now - below_since >= hold_s:
+                return {"quiet": True, "waited_s": round(now - t0), "load1": la}
+        else:
+            below_since = None
+        if now - t0 >= max_wait_s:
+            return {"quiet": False, "waited_s": round(now - t0), "load1": la}
+        if len(readings) == 1 or len(readings) % 6 == 0:
+            log(f"waiting for a quiet machine: load1 {la:.2f} (want < {threshold} for {hold_s}s)")
+        time.sleep(step_s)
+
+
+def machine_info() -> dict:
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
+
+    def version(argv):
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+            return (r.stdout or r.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return None
+
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "envoy": version([str(ENVOY), "--version"]),
+        "wrk": version(["wrk", "-v"]),
+        "wasm_opt": version(["wasm-opt", "--version"]),
+        "litellm": version([str(BENCH / ".venv" / "bin" / "python"), "-c",
+                            "import importlib.metadata as m; print(m.version('litellm'))"]),
+        "rustc": version(["rustc", "--version"]),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
+    ap.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up before each run")
+    ap.add_argument("--rounds", type=int, default=2, help="A/B alternation rounds")
+    ap.add_argument("--variants", default=",".join(ALL_VARIANTS + FLOOR_VARIANTS),
+                    help="floor-* (anatomy) variants run in the direct scenario only")
+    ap.add_argument("--scenarios", default="direct,sse,realistic")
+    ap.add_argument("--sizes", default=",".join(SIZES))
+    ap.add_argument("--probe", type=int, default=200, help="sequential requests per latency probe")
+    ap.add_argument("--quick", action="store_true", help="a smoke run: 2 s runs, 1 round, no wait")
+    ap.add_argument("--no-wait", action="store_true", help="don't wait for a quiet machine")
+    ap.add_argument("--quiet-load", type=float, default=0.7)
+    ap.add_argument("--quiet-hold", type=int, default=30)
+    ap.add_argument("--quiet-max-wait", type=int, default=2400)
+    ap.add_argument("--no-write", action="store_true", help="don't write results.json/RESULTS.md")
+    ap.add_argument("--render-only", action="store_true",
+                    help="re-render RESULTS.md's generated section from bench/results.json")
+    ap.add_argument("--wasm", action="append", default=[], metavar="NAME=PATH",
+                    help="add variant wasm-NAME: the filter's configuration with this .wasm")
+    args = ap.parse_args()
+    for spec in args.wasm:
+        name, _, path = spec.partition("=")
+        EXTRA_WASM[name] = Path(path).resolve()
+    if args.render_only:
+        results = json.loads(RESULTS_JSON.read_text())
+        derive(results)
+        RESULTS_JSON.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        write_markdown(results)
+        log(f"re-rendered {RESULTS_MD.relative_to(ROOT)} from {RESULTS_JSON.relative_to(ROOT)}")
+        return 0
+    if args.quick:
+        args.duration, args.warmup, args.rounds, args.no_wait, args.probe = 2.0, 1.0, 1, True, 30
+        args.no_write = True
+    variants = [v for v in args.variants.split(",") if v]
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    sizes = [s for s in args.sizes.split(",") if s]
+    if "litellm" in variants and not LITELLM.exists():
+        log(f"{LITELLM} missing (make bench-litellm): LiteLLM is left out")
+        variants.remove("litellm")
+    for need in ([ENVOY, WASM, MOCK] + ([WASM_OPT] if "filter-opt" in variants else [])
+                 + ([WASM_FLOOR] if any(v.startswith("floor-") for v in variants) else [])):
+        if not Path(need).exists():
+            log(f"missing {need}: run `make bench` (it builds everything first)")
+            return 1
+    if shutil.which("wrk") is None:
+        log("wrk is missing: apt-get install -y wrk")
+        return 1
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    bodies = {}
+    for label, size in SIZES.items():
+        p = OUT / f"chat-{label}.json"
+        p.write_bytes(chat_body(size))
+        bodies[label] = p
+    stream_body = OUT / "chat-1KiB-stream.json"
+    stream_body.write_bytes(chat_body(1024, stream=True))
+
+    # ports (picked free now; everything binds 127.0.0.1 only)
+    ports = {"upstream": free_port(), "upstream:admin": free_port(), "litellm": free_port()}
+    for v in dict.fromkeys(ALL_VARIANTS + FLOOR_VARIANTS + variants):
+        ports[v], ports[v + ":admin"] = free_port(), free_port()
+    upstream_addr = f"127.0.0.1:{ports['upstream']}"
+
+    envoys = {
+        v: EnvoyTarget(v, render_variant(v, ports, ports["upstream"]))
+        for v in variants if v != "litellm"
+    }
+    up_envoy = EnvoyTarget("upstream", render_upstream(ports["upstream"], ports["upstream:admin"]))
+    for e in list(envoys.values()) + [up_envoy]:
+        e.validate()
+    log(f"configs rendered and validated in {OUT}")
+
+    results: dict = {
+        "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "settings": {
+            "wrk": f"wrk -t{THREADS} -c{CONNECTIONS} -d{args.duration:g}s --timeout 30s -s bench/wrk/post.lua",
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "rounds": args.rounds,
+            "envoy_concurrency": 1,
+            "variants": variants,
+            "sse_chunks": SSE_CHUNKS,
+            "mock_latency_ms": MOCK_LATENCY_MS,
+            "command": "make bench" + (" (" + " ".join(sys.argv[1:]) + ")" if sys.argv[1:] else ""),
+        },
+        "wasm": {
+            "size_bytes": WASM.stat().st_size,
+            "opt_size_bytes": WASM_OPT.stat().st_size if WASM_OPT.exists() else None,
+        },
+        "scenarios": {},
+    }
+
+    if args.no_wait:
+        results["quiet"] = {"quiet": None, "skipped": True}
+    else:
+        q = wait_quiet(args.quiet_load, args.quiet_hold, args.quiet_max_wait, 10)
+        results["quiet"] = q
+        if not q["quiet"]:
+            log(f"the machine never got quiet in {args.quiet_max_wait}s: running anyway")
+    results["loadavg_start"] = loadavg()
+    log(f"load average at start: {results['loadavg_start']}")
+    t_start = time.monotonic()
+
+    try:
+        for e in envoys.values():
+            e.start()
+        log(f"variants up: {', '.join(envoys)}")
+        wasm_variants = [v for v in envoys if v.startswith(("filter", "wasm-"))]
+        snapshots: dict[str, list] = {v: [] for v in wasm_variants}
+
+        def snapshot(label: str) -> None:
+            for v in wasm_variants:
+                snapshots[v].append({"after": label, **vm_memory(envoys[v])})
+
+        snapshot("start (no traffic yet)")
+        litellm = None
+        if "litellm" in variants:
+            litellm = LiteLLMTarget(ports["litellm"], upstream_addr)
+            litellm.start()
+            log("LiteLLM up")
+        targets: dict[str, Target] = dict(envoys)
+        if litellm:
+            targets["litellm"] = litellm
+
+        for scen in scenarios:
+            results["scenarios"][scen] = run_scenario(
+                scen, args, targets, variants, sizes, bodies, stream_body, ports, up_envoy,
+                snapshot,
+            )
+        results["vm_memory"] = snapshots
+        for v, e in envoys.items():
+            if v.startswith("filter"):
+                results.setdefault("filter_stats", {})[v] = {
+                    k: s for k, s in e.stats("ai_gateway").items()
+                    if "requests_total" in k or "rejected" in k or "selections" in k
+                }
+    finally:
+        stop_all()
+    results["loadavg_end"] = loadavg()
+    results["elapsed_s"] = round(time.monotonic() - t_start)
+    log(f"load average at end: {results['loadavg_end']} ({results['elapsed_s']} s)")
+    derive(results)
+    if not args.no_write:
+        RESULTS_JSON.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        write_markdown(results)
+        log(f"wrote {RESULTS_JSON.relative_to(ROOT)} and {RESULTS_MD.relative_to(ROOT)}")
+    else:
+        (OUT / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        print(render_tables(results))
+    return 0
+
+
+def wasm_memories(pid: int) -> list[dict]:
+    """The linear memories of the process's wasm VMs. V8 reserves 8 GiB (+ guard) of address
+    space per 32-bit wasm memory and makes its first `size` bytes read-write, so in
+    /proc/PID/smaps each memory is the rw-p mapping that ends where a >= 4 GiB ---p reservation
+    starts: its size is the VM's memory size (memory.grow), its Rss what is resident."""
+    maps = []
+    cur = None
+    try:
+        text = Path(f"/proc/{pid}/smaps").read_text()
+    except OSError:
+        return []
+    for line in text.splitlines():
+        m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) ", line)
+        if m:
+            cur = [int(m.group(1), 16), int(m.group(2), 16), m.group(3), 0]
+            maps.append(cur)
+        elif line.startswith("Rss:") and cur is not None:
+            cur[3] = int(line.split()[1])
+    out = []
+    for prev, nxt in zip(maps, maps[1:]):
+        if (prev[2] == "rw-p" and nxt[2] == "---p" and prev[1] == nxt[0]
+                and nxt[1] - nxt[0] >= 4 << 30):
+            out.append({"size_kib": (prev[1] - prev[0]) // 1024, "rss_kib": prev[3]})
+    return out
+
+
+def vm_memory(e: EnvoyTarget) -> dict:
+    stats = {k: v for k, v in e.stats("^wasm\\.").items()}
+    mem = e.memory()
+    return {
+        "wasm_stats": stats,
+        "linear_memories": wasm_memories(e.proc.pid),
+        "process_rss_kib": rss_kib(e.proc.pid),
+        "tcmalloc_allocated": int(mem.get("allocated", 0)) if mem else None,
+    }
+
+
+def run_scenario(scen, args, targets, variants, sizes, bodies, stream_body, ports, up_envoy,
+                 snapshot):
+    """Starts the scenario's upstream on the upstream port, runs the rounds, stops it."""
+    if scen == "direct":
+        upstream: Target = up_envoy
+        cases = [(s, bodies[s], "") for s in sizes]
+    elif scen == "sse":
+        upstream = MockTarget("mock-sse", ports["upstream"])
+        # One event per write, 1 ms apart, as a provider streams tokens: every event reaches
+        # the gateway as its own chunk (with no delay the mock's writes coalesce, and one mock
+        # thread producing 200 events per response would be the bottleneck).
+        cases = [("1KiB-stream", stream_body,
+                  f"x-mock-chunks: {SSE_CHUNKS}|x-mock-chunk-delay-ms: {SSE_CHUNK_DELAY_MS}")]
+    elif scen == "realistic":
+        upstream = MockTarget("mock-latency", ports["upstream"], MOCK_LATENCY_MS)
+        cases = [("1KiB", bodies["1KiB"], "")]
+    else:
+        raise SystemExit(f"unknown scenario {scen}")
+    run_variants = [v for v in variants if scen == "direct" or not v.startswith("floor-")]
+    upstream.start()
+    out: dict = {"upstream": upstream.name, "cases": {}}
+    try:
+        for case, body_file, headers in cases:
+            log(f"{scen}/{case}: warm-up")
+            for v in run_variants:
+                wrk(targets[v].url(), body_file, args.warmup, headers)
+            per: dict[str, list] = {v: [] for v in run_variants}
+            for rnd in range(args.rounds):
+                for v in run_variants:
+                    wrk(targets[v].url(), body_file, min(args.warmup, 1.0), headers)
+                    duration = args.duration
+                    if scen == "sse" and v == "litellm":
+                        # ~0.4 s of CPU per 200-event stream: 16 streams at once need a longer
+                        # window to complete enough of them.
+                        duration = max(duration, 30.0)
+                    m = measure(targets[v], body_file, duration, headers, upstream)
+                    per[v].append(m)
+                    log(
+                        f"{scen}/{case} round {rnd + 1} {v:13s} {m['rps']:9.1f} req/s  "
+                        f"p50 {m['latency_us']['p50'] / 1000:8.3f} ms  "
+                        f"p99 {m['latency_us']['p99'] / 1000:8.3f} ms  "
+                        f"cpu {m['cpu_us_per_req'] or 0:9.1f} µs/req  n={m['requests']}"
+                        + (f"  ERRORS {m['errors']}" if m.get("error_count") else "")
+                    )
+            # the upstream alone, same load
+            wrk(upstream.url(), body_file, min(args.warmup, 1.0), headers)
+            up = measure(upstream, body_file, args.duration, headers, None)
+            log(f"{scen}/{case} upstream alone {up['rps']:9.1f} req/s  cpu {up['cpu_us_per_req']:.1f} µs/req")
+            case_out = {v: {"runs": per[v], **aggregate(per[v])} for v in run_variants}
+            case_out["upstream"] = {"runs": [up], **aggregate([up])}
+            # unloaded latency: one connection, sequential requests
+            if case in ("1KiB", "1KiB-stream") and args.probe:
+                body = body_file.read_bytes()
+                hdrs = dict(h.split(": ", 1) for h in headers.split("|") if h)
+                for v in run_variants + ["upstream"]:
+                    t = targets.get(v, upstream) if v != "upstream" else upstream
+                    n = args.probe if v != "litellm" else max(20, args.probe // 5)
+                    if scen == "sse":  # each streamed answer takes 200+ ms
+                        n = min(n, 20)
+                    pids = t.pids()
+                    cpu0 = cpu_seconds(pids)
+                    case_out[v]["probe"] = probe(t.port, body, hdrs, n)
+                    # CPU per request with one request at a time (the warm-up ones included)
+                    case_out[v]["probe"]["cpu_us_per_req"] = (cpu_seconds(pids) - cpu0) / (n + 5) * 1e6
+                log(f"{scen}/{case}: unloaded latency probed")
+            out["cases"][case] = case_out
+            snapshot(f"{scen}/{case}")
+    finally:
+        stop(upstream.proc)
+        STARTED.remove(upstream.proc)
+        time.sleep(0.5)
+    return out
+
+
+def derive(results: dict) -> None:
+    """Ratios and differences against plain Envoy buffering the body."""
+    for scen in results["scenarios"].values():
+        for case in scen["cases"].values():
+            ref = case.get(REFERENCE)
+            if not ref:
+                continue
+            for v, row in case.items():
+                row["throughput_ratio"] = row["rps"] / ref["rps"]
+                row["added_p50_us"] = row["p50_us"] - ref["p50_us"]
+                row["added_p99_us"] = row["p99_us"] - ref["p99_us"]
+                if row.get("cpu_us_per_req") is not None and ref.get("cpu_us_per_req"):
+                    row["added_cpu_us_per_req"] = row["cpu_us_per_req"] - ref["cpu_us_per_req"]
+                if "probe" in row and "probe" in ref:
+                    row["probe"]["added_total_p50_us"] = (
+                        row["probe"]["total_p50_us"] - ref["probe"]["total_p50_us"]
+                    )
+                    row["probe"]["added_ttfb_p50_us"] = (
+                        row["probe"]["ttfb_p50_us"] - ref["probe"]["ttfb_p50_us"]
+                    )
+    # CPU of processes outside the benchmark while each run was measured (in cores): the whole
+    # machine's busy time minus the variant's, the upstream's and wrk's.
+    ncpu = results.get("machine", {}).get("nproc") or os.cpu_count() or 1
+    others = []
+    for scen in results["scenarios"].values():
+        for case in scen["cases"].values():
+            for v, row in case.items():
+                for r in row.get("runs", []):
+                    used = (r.get("cpu_util") or 0) + (r.get("upstream_cpu_util") or 0) + (r.get("wrk_cpu_util") or 0)
+                    r["others_cpu_cores"] = max(0.0, r["machine_busy"] * ncpu - used)
+                    others.append(r["others_cpu_cores"])
+                if row.get("runs"):
+                    row["others_cpu_cores"] = statistics.mean(r["others_cpu_cores"] for r in row["runs"])
+    if others:
+        results["others_cpu_cores"] = {
+            "mean": statistics.mean(others), "max": max(others),
+            "runs_over_0.25_core": sum(1 for o in others if o > 0.25), "runs": len(others),
+        }
+    direct = results["scenarios"].get("direct", {}).get("cases", {})
+    t: dict = {}
+    for v in ("filter", "filter-opt"):
+        if v in direct.get("1KiB", {}) and v in direct.get("1MiB", {}):
+            a1 = direct["1KiB"][v].get("added_cpu_us_per_req")
+            a2 = direct["1MiB"][v].get("added_cpu_us_per_req")
+            if a1 is not None and a2 is not None:
+                t.setdefault(v, {})["slope_us_per_mib"] = (a2 - a1) / ((SIZES["1MiB"] - SIZES["1KiB"]) / 2**20)
+    sse = results["scenarios"].get("sse", {}).get("cases", {}).get("1KiB-stream", {})
+    for v, row in sse.items():
+        if row.get("cpu_us_per_req") is not None:
+            row["cpu_us_per_chunk"] = row["cpu_us_per_req"] / SSE_CHUNKS
+            if row.get("added_cpu_us_per_req") is not None:
+                row["added_cpu_us_per_chunk"] = row["added_cpu_us_per_req"] / SSE_CHUNKS
+    results["derived"] = t
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+def fmt_us(us: float | None) -> str:
+    if us is None:
+        return "–"
+    if abs(us) >= 10000:
+        return f"{us / 1000:,.0f} ms"
+    if abs(us) >= 1000:
+        return f"{us / 1000:,.2f} ms"
+    return f"{us:,.0f} µs"
+
+
+def fmt_signed_us(us: float | None) -> str:
+    if us is None:
+        return "–"
+    return ("+" if us >= 0 else "−") + fmt_us(abs(us))
+
+
+def render_tables(results: dict) -> str:
+    lines: list[str] = []
+    m = results["machine"]
+    s = results["settings"]
+    lines.append(f"Generated {results['generated']} by `{s['command']}` (bench/run.py).")
+    lines.append("")
+    lines.append(
+        f"Machine: {m['nproc']} cores, {m['cpu_model']}, {m['memory_gib']} GiB, Linux {m['kernel']}; "
+        f"{m['envoy']}; {m['wrk']}; LiteLLM {m['litellm']}; {m['rustc']}; {m['wasm_opt']}."
+    )
+    q = results.get("quiet", {})
+    if q.get("skipped"):
+        quiet = "no wait for a quiet machine (--no-wait)"
+    elif q.get("quiet"):
+        quiet = f"quiet after {q['waited_s']} s of waiting (load1 < 0.7 for 30 s)"
+    else:
+        quiet = f"**never quiet** within {q.get('waited_s')} s: ran anyway"
+    la0, la1 = results["loadavg_start"], results["loadavg_end"]
+    lines.append(
+        f"Load average (1/5/15 min): **{la0[0]:.2f} / {la0[1]:.2f} / {la0[2]:.2f} at start**, "
+        f"**{la1[0]:.2f} / {la1[1]:.2f} / {la1[2]:.2f} at end** ({quiet}; run took {results['elapsed_s']} s)."
+    )
+    lines.append(
+        f"Load: `{s['wrk']}` per run, {s['warmup_s']:g} s warm-up per variant and case "
+        f"(+1 s before each run), {s['rounds']} alternated rounds (A B C … A B C …); Envoy "
+        f"`--concurrency 1`. req/s = all rounds' requests / their time; p50/p99 = median of the "
+        f"rounds' wrk percentiles; CPU = utime+stime of the variant's processes over the "
+        f"measured runs / requests. Added = variant − plain Envoy buffering the body."
+    )
+    oc = results.get("others_cpu_cores")
+    if oc:
+        lines.append(
+            f"Other processes on the machine while the runs were measured (its busy time minus the "
+            f"variant's, the upstream's and wrk's CPU): mean {oc['mean']:.2f} core, max {oc['max']:.2f} core; "
+            f"{oc['runs_over_0.25_core']} of {oc['runs']} runs had more than 0.25 core of foreign load "
+            f"(per case in the \"others\" notes below)."
+        )
+    w = results["wasm"]
+    lines.append(
+        f".wasm: **{w['size_bytes'] / 1024:.1f} KiB** as built"
+        + (f", **{w['opt_size_bytes'] / 1024:.1f} KiB** after `wasm-opt -O3`" if w.get("opt_size_bytes") else "")
+        + "."
+    )
+    lines.append("")
+    titles = {
+        "direct": "Upstream: Envoy `direct_response` (bench/envoy/upstream.yaml)",
+        "sse": (f"Streaming: `stream: true`, {SSE_CHUNKS} SSE events per response from tools/mock-provider, "
+                f"{SSE_CHUNK_DELAY_MS} ms apart (`x-mock-chunk-delay-ms`)"),
+        "realistic": f"Realistic upstream: tools/mock-provider `--latency-ms {MOCK_LATENCY_MS}`",
+    }
+    for scen_name, scen in results["scenarios"].items():
+        for case_name, case in scen["cases"].items():
+            lines.append(f"### {titles[scen_name]} — {case_name} chat request")
+            lines.append("")
+            hdr = "| variant | req/s (min–max) | × plain | p50 | p99 | added p50 | added p99 | CPU µs/req | added CPU µs/req |"
+            sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+            if scen_name == "sse":
+                hdr += " CPU µs/chunk |"
+                sep += "---:|"
+            lines += [hdr, sep]
+            for v, row in case.items():
+                label = VARIANT_LABELS.get(v, v)
+                if v == "upstream":
+                    label = f"{label} ({scen['upstream']})"
+                ratio = f"{row['throughput_ratio']:.2f}×" if "throughput_ratio" in row else "–"
+                cpu = row.get("cpu_us_per_req")
+                added_cpu = row.get("added_cpu_us_per_req")
+                cells = [
+                    label,
+                    f"{row['rps']:,.0f} ({row['rps_min']:,.0f}–{row['rps_max']:,.0f})",
+                    ratio,
+                    fmt_us(row["p50_us"]),
+                    fmt_us(row["p99_us"]),
+                    fmt_signed_us(row.get("added_p50_us")) if v != "upstream" else "–",
+                    fmt_signed_us(row.get("added_p99_us")) if v != "upstream" else "–",
+                    f"{cpu:,.1f}" if cpu is not None else "–",
+                    (f"{added_cpu:+,.1f}" if added_cpu is not None and v != "upstream" else "–"),
+                ]
+                if scen_name == "sse":
+                    c = row.get("cpu_us_per_chunk")
+                    cells.append(f"{c:,.2f}" if c is not None else "–")
+                if row.get("errors"):
+                    cells[0] += f" **({row['errors']} errors)**"
+                lines.append("| " + " | ".join(cells) + " |")
+            lines.append("")
+            probes = [(v, r["probe"]) for v, r in case.items() if "probe" in r]
+            if probes:
+                if scen_name == "sse":
+                    lines.append(
+                        "CPU per request and per SSE event with one stream at a time (no "
+                        "in-flight streams at the window's edges): "
+                        + "; ".join(
+                            f"{v} {p['cpu_us_per_req']:,.0f} µs/req = {p['cpu_us_per_req'] / SSE_CHUNKS:,.2f} µs/event"
+                            for v, p in probes if p.get("cpu_us_per_req") is not None
+                        )
+                        + "."
+                    )
+                    lines.append("")
+                lines.append(
+                    "Unloaded latency (one connection, sequential requests, median): "
+                    + "; ".join(
+                        f"{v} {fmt_us(p['total_p50_us'])}"
+                        + (f" (TTFB {fmt_us(p['ttfb_p50_us'])}, first `data:` {fmt_us(p['first_data_p50_us'])})"
+                           if scen_name == "sse" else "")
+                        for v, p in probes
+                    )
+                    + "."
+                )
+                lines.append("")
+            ups = [f"{v} {r['upstream_cpu_util'] * 100:.0f} %" for v, r in case.items()
+                   if r.get("upstream_cpu_util") is not None]
+            if ups:
+                lines.append(
+                    "Upstream CPU (of one core) while serving each variant: " + "; ".join(ups) + ". "
+                    + "Gateway CPU (cores): "
+                    + "; ".join(f"{v} {r['cpu_util']:.2f}" for v, r in case.items() if v != "upstream")
+                    + ". Others (cores, foreign load): "
+                    + "; ".join(f"{v} {r.get('others_cpu_cores', 0):.2f}" for v, r in case.items())
+                    + "."
+                )
+                lines.append("")
+    vm = results.get("vm_memory", {})
+    if vm:
+        lines.append("### Wasm VM memory over the run")
+        lines.append("")
+        lines.append(
+            "Envoy 1.40 has no stat for a VM's memory (its `wasm.*` stats count VMs: "
+            "`wasm.envoy.wasm.runtime.v8.active` / `created`). The linear memory of each VM is read "
+            "from /proc/PID/smaps (the read-write head of V8's 8 GiB reservation): size = pages "
+            "grown, RSS = resident. One column per VM of the gateway process (with concurrency 1: "
+            "the main-thread VM and the worker VM, plus the configuration-check VM)."
+        )
+        lines.append("")
+        lines.append("| variant | after | linear memory per VM, size (RSS) | v8 VMs active/created | Envoy RSS |")
+        lines.append("|---|---|---|---:|---:|")
+        for v, snaps in vm.items():
+            for sn in snaps:
+                mems = ", ".join(
+                    f"{m['size_kib'] / 1024:.2f} MiB ({m['rss_kib'] / 1024:.2f})" for m in sn["linear_memories"]
+                )
+                st = sn["wasm_stats"]
+                vms = (f"{st.get('wasm.envoy.wasm.runtime.v8.active', '–')}/"
+                       f"{st.get('wasm.envoy.wasm.runtime.v8.created', '–')}")
+                rss = sn.get("process_rss_kib")
+                lines.append(
+                    f"| {v} | {sn['after']} | {mems} | {vms} | "
+                    f"{rss / 1024:.1f} MiB |" if rss else f"| {v} | {sn['after']} | {mems} | {vms} | – |"
+                )
+        lines.append("")
+    lines.append(targets_table(results))
+    return "\n".join(lines)
+
+
+def targets_table(results: dict) -> str:
+    direct = results["scenarios"].get("direct", {}).get("cases", {})
+    rows = []
+
+    def get(size, v, key):
+        return direct.get(size, {}).get(v, {}).get(key)
+
+    def check(ok):
+        return "–" if ok is None else ("met" if ok else "**missed**")
+
+    for v in ("filter", "filter-opt"):
+        if v not in direct.get("1KiB", {}):
+            continue
+        a1 = get("1KiB", v, "added_cpu_us_per_req")
+        a64 = get("64KiB", v, "added_cpu_us_per_req")
+        slope = results.get("derived", {}).get(v, {}).get("slope_us_per_mib")
+        r1 = get("1KiB", v, "throughput_ratio")
+        r64 = get("64KiB", v, "throughput_ratio")
+        p99 = get("1KiB", v, "added_p99_us")
+        rows.append((v, "added CPU at 1 KiB ≤ 15 µs", f"{a1:+.1f} µs" if a1 is not None else "–",
+                     check(None if a1 is None else a1 <= 15)))
+        rows.append((v, "added CPU at 64 KiB ≤ 30 µs", f"{a64:+.1f} µs" if a64 is not None else "–",
+                     check(None if a64 is None else a64 <= 30)))
+        rows.append((v, "slope ≤ 1 ms/MiB (1 MiB − 1 KiB)", f"{slope / 1000:.2f} ms/MiB" if slope is not None else "–",
+                     check(None if slope is None else slope <= 1000)))
+        rows.append((v, "throughput ≥ 0.90× at 1 KiB", f"{r1:.2f}×" if r1 is not None else "–",
+                     check(None if r1 is None else r1 >= 0.90)))
+        rows.append((v, "throughput ≥ 0.85× at 64 KiB", f"{r64:.2f}×" if r64 is not None else "–",
+                     check(None if r64 is None else r64 >= 0.85)))
+        rows.append((v, "added p99 ≤ 100 µs at 1 KiB", fmt_signed_us(p99), check(None if p99 is None else p99 <= 100)))
+        for size in ("64KiB", "1MiB"):
+            c, lua = get(size, v, "cpu_us_per_req"), get(size, "lua", "cpu_us_per_req")
+            if c is not None and lua is not None:
+                rows.append((v, f"CPU below Lua at {size}", f"{c:.0f} vs {lua:.0f} µs/req", check(c < lua)))
+        for size in SIZES:
+            rps, lrps = get(size, v, "rps"), get(size, "litellm", "rps")
+            if rps and lrps:
+                rows.append((v, f"≥ 100× LiteLLM throughput at {size}", f"{rps / lrps:,.0f}×", check(rps / lrps >= 100)))
+    w = results["wasm"]
+    rows.append(("filter", ".wasm ≤ 500 KiB", f"{w['size_bytes'] / 1024:.1f} KiB", check(w["size_bytes"] <= 500 * 1024)))
+    if w.get("opt_size_bytes"):
+        rows.append(("filter-opt", ".wasm ≤ 500 KiB", f"{w['opt_size_bytes'] / 1024:.1f} KiB",
+                     check(w["opt_size_bytes"] <= 500 * 1024)))
+    out = ["### Targets (issue 7), from this run", "", "| variant | target | measured | |", "|---|---|---:|---|"]
+    out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    out.append("")
+    return "\n".join(out)
+
+
+BEGIN = "<!-- BEGIN GENERATED by bench/run.py: do not edit by hand -->"
+END = "<!-- END GENERATED -->"
+
+
+def write_markdown(results: dict) -> None:
+    block = f"{BEGIN}\n{render_tables(results)}\n{END}"
+    if RESULTS_MD.exists():
+        text = RESULTS_MD.read_text()
+        if BEGIN in text and END in text:
+            pre, _, rest = text.partition(BEGIN)
+            _, _, post = rest.partition(END)
+            RESULTS_MD.write_text(pre + block + post)
+            return
+    RESULTS_MD.write_text("# Benchmark results\n\n" + block + "\n")
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        stop_all()
+        sys.exit(130)
+    finally:
+        stop_all()
