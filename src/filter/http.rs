@@ -76,6 +76,8 @@ pub struct Http {
     /// A successful SSE answer to a streaming request whose first body byte is still to
     /// come: time to first token is recorded then (never for error answers).
     awaiting_first_token: bool,
+    /// The status of the response headers the client got (0 until they pass).
+    response_status: u16,
 }
 
 fn request_header(name: &str) -> Option<Vec<u8>> {
@@ -133,6 +135,7 @@ impl Http {
             served: None,
             observer: Observer::None,
             awaiting_first_token: false,
+            response_status: 0,
         }
     }
 
@@ -326,6 +329,10 @@ impl Http {
             .ok()
             .flatten()
             .unwrap_or_default();
+        self.response_status = std::str::from_utf8(&status)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         if !status.starts_with(b"2") {
             return;
         }
@@ -364,11 +371,22 @@ impl Http {
     fn account(&self, rt: &Runtime, served: &Served) {
         let cfg = &rt.cfg;
         let now = host::now_ms();
-        let status = property_u64(&["response", "code"]).unwrap_or(0);
-        let details = host::property(&["response", "code_details"])
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        // Host calls that return data are the expensive ones (Envoy re-enters the VM to
+        // allocate the result): take the status from the response headers already read, and
+        // ask for Envoy's response details only where they can change the verdict — an
+        // error, a stream (a 200 cut by a timeout or reset), or no response headers at all.
+        let status = match self.response_status {
+            0 => property_u64(&["response", "code"]).unwrap_or(0),
+            s => u64::from(s),
+        };
+        let details = if (200..300).contains(&status) && !served.stream {
+            Vec::new()
+        } else {
+            host::property(&["response", "code_details"])
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        };
         let details = std::str::from_utf8(&details).unwrap_or("");
         let duration = now.saturating_sub(self.started_ms);
         let code = u16::try_from(status).unwrap_or(0);

