@@ -103,6 +103,8 @@ pub struct Breakers {
     cfg: BreakerConfig,
     keys: Vec<String>,
     cache: RefCell<Cache>,
+    /// Encoding buffer reused by every write (no allocation per request).
+    scratch: RefCell<Vec<u8>>,
 }
 
 struct Cache {
@@ -129,6 +131,7 @@ impl Breakers {
                 generation: None,
                 states: vec![TargetState::default(); cfg.models.len()],
             }),
+            scratch: RefCell::new(Vec::new()),
         }
     }
 
@@ -198,7 +201,7 @@ impl Breakers {
         let Some(key) = self.keys.get(model) else {
             return Admission::Allowed;
         };
-        let mut buf = Vec::new();
+        let mut buf = self.scratch.borrow_mut();
         for _ in 0..CAS_ATTEMPTS {
             let (mut state, cas) = self.load(model);
             let admission = state.admit(now_ms, &self.cfg);
@@ -232,7 +235,7 @@ impl Breakers {
         let Some(key) = self.keys.get(model) else {
             return Transition::None;
         };
-        let mut buf = Vec::new();
+        let mut buf = self.scratch.borrow_mut();
         for _ in 0..CAS_ATTEMPTS {
             let (mut state, cas) = self.load(model);
             let transition = state.record(now_ms, outcome, probe, &self.cfg);
