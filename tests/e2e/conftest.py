@@ -68,6 +68,20 @@ LOG_TAIL_LINES = 200
 # --------------------------------------------------------------------------------------------
 
 
+
+def envoy_validate(path: Path, env: dict) -> subprocess.CompletedProcess:
+    """`envoy --mode validate -c PATH` from the repository root (it loads the .wasm and runs
+    the filter's on_configure)."""
+    return subprocess.run(
+        [str(ENVOY_BIN), "--mode", "validate", "-c", str(path.relative_to(REPO)), "-l", "warning"],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
 def free_port() -> int:
     """A TCP port that was free on 127.0.0.1 a moment ago (bind to port 0, read it, close)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ENVOY_BIN, KEY_ENV, REPO, WASM, demo_plugin_config
+from conftest import KEY_ENV, REPO, WASM, demo_plugin_config, envoy_validate
 
 CONFIGS = sorted((REPO / "envoy").glob("*.yaml"))
 
@@ -20,15 +20,7 @@ CONFIGS = sorted((REPO / "envoy").glob("*.yaml"))
 def validate(path: Path) -> subprocess.CompletedProcess:
     # multi-provider.yaml reads a second provider's key and refuses to start without it.
     env = dict(os.environ, **{KEY_ENV: "sk-dummy-for-validation", "BACKUP_PROVIDER_API_KEY": "sk-dummy-for-validation"})
-    return subprocess.run(
-        [str(ENVOY_BIN), "--mode", "validate", "-c", str(path.relative_to(REPO)), "-l", "warning"],
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return envoy_validate(path, env)
 
 
 def test_envoy_configs_are_shipped():

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import copy
 import os
-import subprocess
 import types
 
 import conftest
 import pytest
 import yaml
-from conftest import ENVOY_BIN, KEY_ENV, REPO, TEST_KEY, WASM, chat, chat_body, free_port
+from conftest import KEY_ENV, REPO, TEST_KEY, WASM, chat, chat_body, free_port
 
 MULTI_YAML = REPO / "envoy" / "multi-provider.yaml"
 #: Provider A's key is the harness's HOLYSHEEP_API_KEY (TEST_KEY); provider B's is this one.
@@ -67,25 +66,13 @@ def test_the_config_is_the_multi_provider_topology():
     }
 
 
-def envoy_validate(env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(ENVOY_BIN), "--mode", "validate", "-c", str(MULTI_YAML.relative_to(REPO)), "-l", "warning"],
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_multi_provider_yaml_passes_envoy_validate_and_needs_both_keys():
     assert WASM.exists(), f"{WASM} missing: run `make wasm`"
     base = {k: v for k, v in os.environ.items() if k not in (KEY_ENV, KEY_B_ENV)}
-    r = envoy_validate({**base, KEY_ENV: "sk-dummy-a", KEY_B_ENV: "sk-dummy-b"})
+    r = conftest.envoy_validate(MULTI_YAML, {**base, KEY_ENV: "sk-dummy-a", KEY_B_ENV: "sk-dummy-b"})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     # A missing key is a configuration error, found before anything is served.
-    r = envoy_validate({**base, KEY_ENV: "sk-dummy-a"})
+    r = conftest.envoy_validate(MULTI_YAML, {**base, KEY_ENV: "sk-dummy-a"})
     assert r.returncode != 0 and KEY_B_ENV in r.stdout + r.stderr
 
 
