@@ -525,6 +525,13 @@ def start_envoy(
     ]  # fmt: skip
     proc = Proc("envoy", argv, workdir / f"envoy-{n}.log", env=env)
     gw = Gateway(proc, None, None, cfg, mocks)
+    return wait_until_live(gw, admin_file, expect_start)
+
+
+def wait_until_live(gw: Gateway, admin_file: Path, expect_start: bool = True) -> Gateway:
+    """Waits for a starting Envoy's admin `/ready` to say LIVE, then records its admin address
+    and listener port on `gw`. With `expect_start=False`, an Envoy that exits is returned as is."""
+    proc = gw.proc
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if not proc.alive():
@@ -545,7 +552,6 @@ def start_envoy(
         time.sleep(0.05)
     proc.fail(f"/ready not LIVE after {START_TIMEOUT_S:.0f}s")
     raise AssertionError("unreachable")
-
 
 class Launcher:
     """Starts mocks and Envoys for one scope and stops them all at its end."""

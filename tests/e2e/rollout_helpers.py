@@ -34,6 +34,7 @@ from conftest import (
     Mock,
     Proc,
     free_port,
+    wait_until_live,
 )
 
 HOT_BOOTSTRAP = REPO / "envoy" / "hot-reload.yaml"
@@ -157,22 +158,7 @@ def start_hot_envoy(
         procs.append(proc)
     gw = HotGateway(proc, None, None, cfg, mock)
     gw.ecds = ecds
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            proc.fail(f"exited with code {proc.popen.returncode} before /ready said LIVE")
-        try:
-            admin = admin_file.read_text().strip() if admin_file.exists() else ""
-            if admin and requests.get(f"http://{admin}/ready", timeout=1).text.strip() == "LIVE":
-                listeners = requests.get(f"http://{admin}/listeners?format=json", timeout=5).json()
-                port = listeners["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
-                gw.set_address(port, admin)
-                return gw
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    proc.fail(f"/ready not LIVE after {START_TIMEOUT_S:.0f}s")
-    raise AssertionError("unreachable")
+    return wait_until_live(gw, admin_file)
 
 
 # --------------------------------------------------------------------------------------------
