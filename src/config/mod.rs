@@ -7,6 +7,7 @@
 
 pub mod schema;
 
+pub use schema::KeyInjection;
 use schema::{GatewayConfig, StreamUsage, UnknownModels};
 use std::collections::HashMap;
 use std::fmt;
@@ -184,6 +185,7 @@ pub struct Config {
     timeout_header: String,
     pub cluster: String,
     pub api_key_env: String,
+    pub key_injection: KeyInjection,
     /// Lower-case header name.
     pub sticky_header: Option<String>,
     pub stream_usage: bool,
@@ -639,6 +641,7 @@ pub fn compile(raw: GatewayConfig) -> Result<Config, ConfigErrors> {
         timeout_header: timeout_ms.to_string(),
         cluster,
         api_key_env,
+        key_injection: upstream.map(|u| u.key_injection).unwrap_or_default(),
         sticky_header,
         stream_usage: raw.stream_usage == StreamUsage::Inject,
         paths: paths

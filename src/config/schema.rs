@@ -106,6 +106,21 @@ pub struct UpstreamConfig {
     pub cluster: Option<String>,
     #[serde(default)]
     pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub key_injection: KeyInjection,
+}
+
+/// Who puts the provider key on the upstream request.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyInjection {
+    /// The filter sets `authorization: Bearer <key>` from `api_key_env` (SPEC default).
+    #[default]
+    Filter,
+    /// An upstream HTTP filter on the cluster (Envoy's `credential_injector`) sets it on every
+    /// attempt; the filter only removes the client's `authorization`. The key then never
+    /// passes the router, whose debug log prints the request headers.
+    Upstream,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,7 +3,7 @@
 use super::{host, Runtime};
 use crate::body::{self, Endpoint, Plan};
 use crate::breaker::{Admission, Outcome, Transition};
-use crate::config::{EndpointKind, ModelId};
+use crate::config::{EndpointKind, KeyInjection, ModelId};
 use crate::errors::GatewayError;
 use crate::metrics::{ErrorType, ModelLabel, RejectReason, RouteLabel, Series, TokenType};
 use crate::rng::SplitMix64;
@@ -294,10 +294,16 @@ impl Http {
             Some(t) => (t.cluster.as_str(), t.timeout_header.as_str()),
             None => (cfg.cluster.as_str(), cfg.timeout_header()),
         };
-        let Some(auth) = rt.authorization.as_deref() else {
-            return Err(GatewayError::Misconfigured);
+        let key_set = match (rt.cfg.key_injection, rt.authorization.as_deref()) {
+            (KeyInjection::Filter, Some(auth)) => set_request_header("authorization", auth),
+            (KeyInjection::Filter, None) => return Err(GatewayError::Misconfigured),
+            // The cluster's upstream filter sets the key per attempt; the client's own
+            // `authorization` never reaches the provider either way.
+            (KeyInjection::Upstream, _) => {
+                host::remove_header(MapType::HttpRequestHeaders, "authorization").is_ok()
+            }
         };
-        let ok = set_request_header("authorization", auth)
+        let ok = key_set
             && set_request_header(CLUSTER_HEADER, cluster.as_bytes())
             && set_request_header(TIMEOUT_HEADER, timeout.as_bytes());
         if !ok {
@@ -489,7 +495,7 @@ impl HttpContext for Http {
             }
         };
         self.endpoint = endpoint;
-        if rt.authorization.is_none() {
+        if rt.authorization.is_none() && rt.cfg.key_injection == KeyInjection::Filter {
             return self.answer(&rt, &GatewayError::Misconfigured);
         }
         if let Some(enc) = request_header("content-encoding") {

@@ -6,7 +6,7 @@ mod host;
 mod http;
 mod stores;
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, KeyInjection};
 use crate::metrics::Series;
 use crate::rng::SplitMix64;
 use log::{error, info, warn};
@@ -28,7 +28,8 @@ proxy_wasm::main! {{
 /// Everything a request needs, built once per configuration.
 pub(crate) struct Runtime {
     cfg: Config,
-    /// `Bearer <key>`; `None` when the key is missing or unusable (→ 500).
+    /// `Bearer <key>`; `None` when the key is missing or unusable (→ 500), or when the
+    /// cluster's upstream filters inject it (`key_injection: upstream`).
     authorization: Option<Vec<u8>>,
     models_body: Vec<u8>,
     /// Paths where `GET` returns `models_body` (`<prefix>/models` of each configured prefix).
@@ -81,17 +82,21 @@ impl RootContext for Root {
                 return false;
             }
         };
-        let authorization = bearer_from_env(&cfg.api_key_env);
+        let (authorization, key) = match cfg.key_injection {
+            KeyInjection::Filter => {
+                let a = bearer_from_env(&cfg.api_key_env);
+                let state = if a.is_some() { "present" } else { "MISSING" };
+                (a, state)
+            }
+            // The cluster's upstream filters set it on every attempt; nothing to read here.
+            KeyInjection::Upstream => (None, "injected upstream (key_injection: upstream)"),
+        };
         info!(
             "ai-gateway: configured {} model(s), {} route(s), unknown_models={:?}, provider key {}",
             cfg.models.len(),
             cfg.routes.len(),
             cfg.unknown_models,
-            if authorization.is_some() {
-                "present"
-            } else {
-                "MISSING"
-            }
+            key
         );
         let runtime = Runtime {
             authorization,
