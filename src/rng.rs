@@ -51,6 +51,50 @@ pub fn fnv1a64_continue(mut h: u64, bytes: &[u8]) -> u64 {
     h
 }
 
+/// A fast [`std::hash::Hasher`] for small keys the VM builds itself (metric series): one
+/// multiply-rotate per word, no per-map random seed. SipHash, the std default, resists
+/// flooding by keys an attacker chooses; here every key comes from the configuration, and
+/// a lookup on every request should cost a few instructions, not a SipHash round.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WordHasher(u64);
+
+/// `HashMap<K, V, WordHash>`.
+pub type WordHash = std::hash::BuildHasherDefault<WordHasher>;
+
+impl std::hash::Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        mix64(self.0)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(u64::from(i));
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7CC1_B727_220A_95);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+}
+
 impl RngCore for SplitMix64 {
     fn next_u32(&mut self) -> u32 {
         (self.next_u64() >> 32) as u32
@@ -82,6 +126,25 @@ impl SeedableRng for SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_word_hasher_separates_small_keys() {
+        use std::hash::{BuildHasher, Hash};
+        let build = WordHash::default();
+        let mut seen = std::collections::HashSet::new();
+        for a in 0u32..64 {
+            for b in 0u16..64 {
+                let mut h = build.build_hasher();
+                (a, b, Some(a ^ 1)).hash(&mut h);
+                seen.insert(std::hash::Hasher::finish(&h));
+            }
+        }
+        assert_eq!(seen.len(), 64 * 64, "no collision among 4,096 small keys");
+        // Byte slices of any length hash without panicking and differ by content.
+        let one = build.hash_one(b"gpt-4.1".as_slice());
+        let two = build.hash_one(b"gpt-4.2".as_slice());
+        assert_ne!(one, two);
+    }
     #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
     use wasm_bindgen_test::wasm_bindgen_test as test;
 

@@ -22,12 +22,10 @@ pub const CAS_MISMATCH: u32 = 8;
 
 #[link(wasm_import_module = "env")]
 extern "C" {
-    fn proxy_get_header_map_value(
+    fn proxy_get_header_map_pairs(
         map_type: u32,
-        key_data: *const u8,
-        key_size: usize,
-        return_value_data: *mut *mut u8,
-        return_value_size: *mut usize,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
     ) -> u32;
     fn proxy_replace_header_map_value(
         map_type: u32,
@@ -112,16 +110,15 @@ unsafe fn host_bytes(data: *mut u8, size: usize) -> Option<Vec<u8>> {
     }
 }
 
-/// A header's value; `Ok(None)` when the header is absent.
-pub fn header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, Status> {
+/// The whole header map, serialized (parse it with [`crate::header_map::HeaderMap`]): one
+/// host call, where reading headers one by one costs one each.
+pub fn header_pairs(map: MapType) -> Result<Vec<u8>, Status> {
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
-    let status = unsafe {
-        proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut size)
-    };
+    let status = unsafe { proxy_get_header_map_pairs(map as u32, &mut data, &mut size) };
     match status {
-        0 => Ok(unsafe { host_bytes(data, size) }),
-        NOT_FOUND => Ok(None),
+        0 => Ok(unsafe { host_bytes(data, size) }.unwrap_or_default()),
+        NOT_FOUND => Ok(Vec::new()),
         s => Err(Status(s)),
     }
 }
@@ -165,27 +162,6 @@ pub fn set_buffer(kind: BufferType, start: usize, size: usize, value: &[u8]) -> 
     check(unsafe { proxy_set_buffer_bytes(kind as u32, start, size, value.as_ptr(), value.len()) })
 }
 
-/// Serializes a header list in the proxy-wasm map format.
-fn serialize_headers(headers: &[(&str, &[u8])]) -> Vec<u8> {
-    let size = 4 + headers
-        .iter()
-        .map(|(n, v)| 8 + n.len() + v.len() + 2)
-        .sum::<usize>();
-    let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(&(headers.len() as u32).to_le_bytes());
-    for (n, v) in headers {
-        out.extend_from_slice(&(n.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-    }
-    for (n, v) in headers {
-        out.extend_from_slice(n.as_bytes());
-        out.push(0);
-        out.extend_from_slice(v);
-        out.push(0);
-    }
-    out
-}
-
 /// Answers the request locally. `details` shows in Envoy's access log (%RESPONSE_CODE_DETAILS%).
 pub fn send_response(
     status: u32,
@@ -193,7 +169,7 @@ pub fn send_response(
     headers: &[(&str, &[u8])],
     body: &[u8],
 ) -> Result<(), Status> {
-    let headers = serialize_headers(headers);
+    let headers = crate::header_map::serialize(headers);
     check(unsafe {
         proxy_send_local_response(
             status,

@@ -5,6 +5,7 @@ use crate::body::{self, Endpoint, Plan};
 use crate::breaker::{Admission, Outcome, Transition};
 use crate::config::{EndpointKind, KeyInjection, ModelId};
 use crate::errors::GatewayError;
+use crate::header_map::HeaderMap;
 use crate::metrics::{ErrorType, ModelLabel, RejectReason, RouteLabel, Series, TokenType};
 use crate::rng::SplitMix64;
 use crate::routing::{self, Resolution};
@@ -78,12 +79,8 @@ pub struct Http {
     awaiting_first_token: bool,
     /// The status of the response headers the client got (0 until they pass).
     response_status: u16,
-}
-
-fn request_header(name: &str) -> Option<Vec<u8>> {
-    host::header(MapType::HttpRequestHeaders, name)
-        .ok()
-        .flatten()
+    /// The client sent an `authorization` header of its own.
+    client_authorization: bool,
 }
 
 fn set_request_header(name: &str, value: &[u8]) -> bool {
@@ -136,6 +133,7 @@ impl Http {
             observer: Observer::None,
             awaiting_first_token: false,
             response_status: 0,
+            client_authorization: false,
         }
     }
 
@@ -300,7 +298,8 @@ impl Http {
             // The cluster's upstream filter sets the key per attempt; the client's own
             // `authorization` never reaches the provider either way.
             (KeyInjection::Upstream, _) => {
-                host::remove_header(MapType::HttpRequestHeaders, "authorization").is_ok()
+                !self.client_authorization
+                    || host::remove_header(MapType::HttpRequestHeaders, "authorization").is_ok()
             }
         };
         let ok = key_set
@@ -331,33 +330,31 @@ impl Http {
 
     /// Chooses how to read usage from this response (2xx, uncompressed only).
     fn observe(&mut self, served: &Served) {
-        let status = host::header(MapType::HttpResponseHeaders, ":status")
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        self.response_status = std::str::from_utf8(&status)
+        let raw = host::header_pairs(MapType::HttpResponseHeaders).unwrap_or_default();
+        let headers = HeaderMap::parse(&raw).unwrap_or_default();
+        let status = headers.get(":status").unwrap_or_default();
+        self.response_status = std::str::from_utf8(status)
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
         if !status.starts_with(b"2") {
             return;
         }
-        if let Ok(Some(enc)) = host::header(MapType::HttpResponseHeaders, "content-encoding") {
+        if let Some(enc) = headers.get("content-encoding") {
             if !enc.eq_ignore_ascii_case(b"identity") {
                 return;
             }
         }
-        let sse = host::header(MapType::HttpResponseHeaders, "content-type")
-            .ok()
-            .flatten()
-            .is_some_and(|ct| {
-                ct.windows(17)
-                    .any(|w| w.eq_ignore_ascii_case(b"text/event-stream"))
-            });
+        let sse = headers.get("content-type").is_some_and(|ct| {
+            ct.windows(17)
+                .any(|w| w.eq_ignore_ascii_case(b"text/event-stream"))
+        });
         self.awaiting_first_token = served.stream && sse;
         self.observer = if sse && served.strip_usage {
             // The body changes size: let Envoy frame it.
-            let _ = host::remove_header(MapType::HttpResponseHeaders, "content-length");
+            if headers.contains("content-length") {
+                let _ = host::remove_header(MapType::HttpResponseHeaders, "content-length");
+            }
             Observer::Strip(Box::default())
         } else if sse {
             Observer::Scan(UsageScanner::new(Format::Sse))
@@ -458,14 +455,19 @@ impl HttpContext for Http {
             return Action::Continue;
         };
         self.started_ms = host::now_ms();
+        // The whole map in one host call; every lookup below is local.
+        let Ok(raw) = host::header_pairs(MapType::HttpRequestHeaders) else {
+            return Action::Continue;
+        };
+        let headers = HeaderMap::parse(&raw).unwrap_or_default();
         // A client can't pick a cluster, a timeout or retries.
         for h in CLIENT_CONTROL_HEADERS {
-            if host::remove_header(MapType::HttpRequestHeaders, h).is_err() {
+            if headers.contains(h) && host::remove_header(MapType::HttpRequestHeaders, h).is_err() {
                 return Action::Continue;
             }
         }
-        let method = request_header(":method").unwrap_or_default();
-        let raw_path = request_header(":path").unwrap_or_default();
+        let method = headers.get(":method").unwrap_or_default();
+        let raw_path = headers.get(":path").unwrap_or_default();
         let path_end = raw_path
             .iter()
             .position(|&b| b == b'?' || b == b'#')
@@ -498,13 +500,13 @@ impl HttpContext for Http {
         if rt.authorization.is_none() && rt.cfg.key_injection == KeyInjection::Filter {
             return self.answer(&rt, &GatewayError::Misconfigured);
         }
-        if let Some(enc) = request_header("content-encoding") {
+        if let Some(enc) = headers.get("content-encoding") {
             if !enc.eq_ignore_ascii_case(b"identity") {
                 return self.answer(
                     &rt,
                     &GatewayError::InvalidRequest(format!(
                         "compressed request bodies are not supported (content-encoding: {}); send plain JSON",
-                        truncate(&String::from_utf8_lossy(&enc), 40)
+                        truncate(&String::from_utf8_lossy(enc), 40)
                     )),
                 );
             }
@@ -518,9 +520,12 @@ impl HttpContext for Http {
             );
         }
         // Usage is read from the response: ask for it uncompressed.
-        let _ = host::remove_header(MapType::HttpRequestHeaders, "accept-encoding");
+        if headers.contains("accept-encoding") {
+            let _ = host::remove_header(MapType::HttpRequestHeaders, "accept-encoding");
+        }
+        self.client_authorization = headers.contains("authorization");
         if let Some(h) = &rt.cfg.sticky_header {
-            self.sticky_key = request_header(h).filter(|v| !v.is_empty());
+            self.sticky_key = headers.get(h).filter(|v| !v.is_empty()).map(<[u8]>::to_vec);
         }
         self.state = State::AwaitingBody;
         // Hold the headers: the cluster and timeout are set once the body is read.

@@ -6,6 +6,7 @@ use super::host;
 use crate::breaker::{Admission, BreakerConfig, Outcome, Phase, TargetState, Transition};
 use crate::config::{Config, ModelId};
 use crate::metrics::{Kind, Series};
+use crate::rng::WordHash;
 use crate::usage::{CostAccumulator, Price, Usage};
 use log::{debug, warn};
 use proxy_wasm::types::MetricType;
@@ -18,7 +19,7 @@ use std::collections::HashMap;
 /// configuration) and looked up afterwards: no name formatting on the request path.
 #[derive(Default)]
 pub struct Metrics {
-    ids: RefCell<HashMap<Series, u32>>,
+    ids: RefCell<HashMap<Series, u32, WordHash>>,
 }
 
 impl Metrics {
