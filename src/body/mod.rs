@@ -389,10 +389,22 @@ pub struct Rewrite {
     pub client_asked_usage: bool,
 }
 
-/// Members appended to an object, in this fixed order.
+/// The outcome of [`rewrite_prefix`]: the same edit as [`rewrite`], as a prefix to swap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefixRewrite {
+    /// `(replaced, prefix)`: the new body is `prefix` followed by the original body from
+    /// byte `replaced` on. None when no byte changed.
+    pub splice: Option<(usize, Vec<u8>)>,
+    /// The client itself sent `"stream_options": {"include_usage": true}`.
+    pub client_asked_usage: bool,
+}
+
+/// Members the gateway adds to the top-level object, in this fixed order, right after its
+/// `{`: every edit then sits as close to the start of the body as the client's own members
+/// allow, so the filter swaps a prefix of the body instead of copying all of it.
 #[derive(Debug, Clone, Copy, Default)]
 struct Append<'p> {
-    /// The object already has members, so the first new one needs a leading comma.
+    /// The object already has members, so the last new one needs a trailing comma.
     comma: bool,
     model: Option<&'p str>,
     cap: Option<(&'static str, u64)>,
@@ -443,7 +455,7 @@ impl Text<'_> {
                 s.raw(if comma { "}," } else { "}" });
             }
             Text::Append(a) => {
-                let mut comma = a.comma;
+                let mut comma = false;
                 let mut key = |s: &mut S, k: &str| {
                     if comma {
                         s.raw(",");
@@ -467,6 +479,9 @@ impl Text<'_> {
                 if a.stream_options {
                     key(s, "stream_options");
                     s.raw(r#"{"include_usage":true}"#);
+                }
+                if a.comma {
+                    s.raw(",");
                 }
             }
         }
@@ -560,6 +575,28 @@ pub fn rewrite(
     endpoint: Endpoint,
     plan: &Plan<'_>,
 ) -> Result<Rewrite, BodyError> {
+    let out = rewrite_prefix(body, parsed, endpoint, plan)?;
+    Ok(Rewrite {
+        body: out.splice.map(|(replaced, prefix)| {
+            let rest = body.get(replaced..).unwrap_or_default();
+            let mut whole = Vec::with_capacity(prefix.len() + rest.len());
+            whole.extend_from_slice(&prefix);
+            whole.extend_from_slice(rest);
+            whole
+        }),
+        client_asked_usage: out.client_asked_usage,
+    })
+}
+
+/// [`rewrite`] as a prefix swap: the new bytes up to the last edit, and how many bytes of the
+/// original they replace. The rest of the body is untouched and need not be copied (Envoy
+/// can drain a prefix of its buffer and prepend another: `proxy_set_buffer_bytes(0, n, …)`).
+pub fn rewrite_prefix(
+    body: &[u8],
+    parsed: &Parsed<'_>,
+    endpoint: Endpoint,
+    plan: &Plan<'_>,
+) -> Result<PrefixRewrite, BodyError> {
     let reparsed;
     let parsed = if std::ptr::eq(body, parsed.body) {
         parsed
@@ -657,21 +694,22 @@ pub fn rewrite(
     }
 
     if !append.is_empty() {
-        let at = parsed.root_last.unwrap_or(parsed.root_open + 1);
-        edits.insert(at, Text::Append(append));
+        edits.insert(parsed.root_open + 1, Text::Append(append));
     }
 
     let client_asked_usage = parsed.client_asked_usage();
     let edits = edits.as_mut_slice();
     if edits.is_empty() {
-        return Ok(Rewrite {
-            body: None,
+        return Ok(PrefixRewrite {
+            splice: None,
             client_asked_usage,
         });
     }
     edits.sort_unstable_by_key(|e| (e.at, e.end));
 
-    let mut len = body.len();
+    // Edits never overlap: sorted by start, the last one ends last.
+    let replaced = edits.last().map_or(0, |e| e.end);
+    let mut len = replaced;
     for e in edits.iter() {
         len = len
             .saturating_add(e.text.len())
@@ -684,9 +722,8 @@ pub fn rewrite(
         e.text.render(&mut Out(&mut out));
         pos = e.end;
     }
-    out.extend_from_slice(body.get(pos..).unwrap_or_default());
-    Ok(Rewrite {
-        body: Some(out),
+    Ok(PrefixRewrite {
+        splice: Some((replaced, out)),
         client_asked_usage,
     })
 }

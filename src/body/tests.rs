@@ -786,7 +786,7 @@ fn the_model_is_added_when_absent() {
     );
     assert_eq!(
         rw(r#"{"input":"x"}"#, Endpoint::Embeddings, &model("m")).unwrap(),
-        r#"{"input":"x","model":"m"}"#
+        r#"{"model":"m","input":"x"}"#
     );
     assert_eq!(
         rw("{ \n }", Endpoint::Other, &model("m")).unwrap(),
@@ -930,7 +930,7 @@ fn chat_adds_max_tokens_when_neither_limit_is_present() {
     );
     assert_eq!(
         rw(r#"{"model":"m"}"#, Endpoint::Chat, &cap(4096)).unwrap(),
-        r#"{"model":"m","max_tokens":4096}"#
+        r#"{"max_tokens":4096,"model":"m"}"#
     );
 }
 
@@ -993,7 +993,7 @@ fn each_endpoint_caps_its_own_field() {
     );
     assert_eq!(
         rw(r#"{"max_tokens":1}"#, Endpoint::Responses, &cap(10)).unwrap(),
-        r#"{"max_tokens":1,"max_output_tokens":10}"#
+        r#"{"max_output_tokens":10,"max_tokens":1}"#
     );
     assert_eq!(
         rw("{}", Endpoint::Completions, &cap(10)).unwrap(),
@@ -1031,7 +1031,7 @@ fn a_limit_that_is_not_a_number_is_refused_where_it_is_capped() {
         assert_eq!(rw(&body, Endpoint::Embeddings, &cap(10)), None);
         assert_eq!(
             rw(&body, Endpoint::Responses, &cap(10)).unwrap(),
-            format!(r#"{{"max_tokens":{v},"max_output_tokens":10}}"#)
+            format!(r#"{{"max_output_tokens":10,"max_tokens":{v}}}"#)
         );
         // No cap planned: nothing is checked.
         assert_eq!(rw(&body, Endpoint::Completions, &Plan::default()), None);
@@ -1075,11 +1075,11 @@ fn temperature_is_added_when_absent() {
     );
     assert_eq!(
         rw(r#"{"a":1}"#, Endpoint::Completions, &temp(1.0)).unwrap(),
-        r#"{"a":1,"temperature":1}"#
+        r#"{"temperature":1,"a":1}"#
     );
     assert_eq!(
         rw(r#"{"a":1}"#, Endpoint::Responses, &temp(0.0)).unwrap(),
-        r#"{"a":1,"temperature":0}"#
+        r#"{"temperature":0,"a":1}"#
     );
     for t in [0.7, 1.0, 0.0, -0.0, 2.0, 1e-7, 0.1 + 0.2, 1e300, 123.456] {
         let out = rw("{}", Endpoint::Chat, &temp(t)).unwrap();
@@ -1195,7 +1195,7 @@ fn stream_options_are_added_when_absent_or_null() {
     assert_eq!(
         usage(r#"{"stream":true}"#, Endpoint::Chat),
         (
-            Some(r#"{"stream":true,"stream_options":{"include_usage":true}}"#.into()),
+            Some(r#"{"stream_options":{"include_usage":true},"stream":true}"#.into()),
             false
         )
     );
@@ -1347,7 +1347,7 @@ fn new_members_are_appended_in_a_fixed_order() {
     };
     assert_eq!(
         rw(r#"{"stream":true}"#, Endpoint::Chat, &plan).unwrap(),
-        r#"{"stream":true,"model":"m","max_tokens":4096,"temperature":0.7,"stream_options":{"include_usage":true}}"#
+        r#"{"model":"m","max_tokens":4096,"temperature":0.7,"stream_options":{"include_usage":true},"stream":true}"#
     );
     assert_eq!(
         rw("{}", Endpoint::Chat, &plan).unwrap(),
@@ -1360,7 +1360,7 @@ fn new_members_are_appended_in_a_fixed_order() {
 }
 
 #[test]
-fn appended_members_go_right_after_the_last_member_keeping_the_closing_layout() {
+fn added_members_go_right_after_the_opening_brace_keeping_the_layout() {
     let body = "{\n  \"stream\": true\n}\n";
     let plan = Plan {
         max_tokens: Some(5),
@@ -1369,7 +1369,7 @@ fn appended_members_go_right_after_the_last_member_keeping_the_closing_layout() 
     };
     assert_eq!(
         rw(body, Endpoint::Chat, &plan).unwrap(),
-        "{\n  \"stream\": true,\"max_tokens\":5,\"stream_options\":{\"include_usage\":true}\n}\n"
+        "{\"max_tokens\":5,\"stream_options\":{\"include_usage\":true},\n  \"stream\": true\n}\n"
     );
 }
 
@@ -1398,7 +1398,7 @@ fn an_edit_of_the_last_member_and_an_append_both_apply() {
     };
     assert_eq!(
         rw(r#"{"model":"old"}"#, Endpoint::Chat, &plan).unwrap(),
-        r#"{"model":"new","max_tokens":1}"#
+        r#"{"max_tokens":1,"model":"new"}"#
     );
     let plan = Plan {
         include_usage: true,
@@ -1412,7 +1412,7 @@ fn an_edit_of_the_last_member_and_an_append_both_apply() {
             &plan
         )
         .unwrap(),
-        r#"{"stream":true,"stream_options":{"a":1,"include_usage":true},"max_tokens":1}"#
+        r#"{"max_tokens":1,"stream":true,"stream_options":{"a":1,"include_usage":true}}"#
     );
 }
 
@@ -1446,6 +1446,44 @@ fn big_chat_body(size: usize) -> String {
 }
 
 #[test]
+fn edits_near_the_start_swap_only_a_short_prefix_of_a_big_body() {
+    // The shape of most SDK bodies with the model first: every edit (the model, the members
+    // the gateway adds) lands in the first bytes, so the filter hands Envoy a short prefix
+    // instead of a copy of the whole megabyte.
+    let messages = "x".repeat(1 << 20);
+    let body = format!(
+        r#"{{"model":"chat","stream":true,"messages":[{{"role":"user","content":"{messages}"}}]}}"#
+    );
+    let plan = Plan {
+        model: Some("gpt-4.1"),
+        max_tokens: Some(4096),
+        temperature: Some(0.5),
+        system_prompt: None,
+        include_usage: true,
+    };
+    let p = parsed(&body);
+    let pre = rewrite_prefix(body.as_bytes(), &p, Endpoint::Chat, &plan).unwrap();
+    let (replaced, prefix) = pre.splice.unwrap();
+    assert_eq!(&body[..replaced], r#"{"model":"chat""#);
+    assert_eq!(
+        String::from_utf8(prefix).unwrap(),
+        r#"{"max_tokens":4096,"temperature":0.5,"stream_options":{"include_usage":true},"model":"gpt-4.1""#
+    );
+    // A model after the messages (as some SDKs send it) puts the swap past them.
+    let late =
+        format!(r#"{{"messages":[{{"role":"user","content":"{messages}"}}],"model":"chat"}}"#);
+    let p = parsed(&late);
+    let pre = rewrite_prefix(late.as_bytes(), &p, Endpoint::Chat, &model("m")).unwrap();
+    let (replaced, prefix) = pre.splice.unwrap();
+    assert_eq!(replaced, late.len() - 1);
+    assert!(prefix.ends_with(br#""model":"m""#));
+    // Nothing to change: nothing to swap.
+    let p = parsed(&body);
+    let pre = rewrite_prefix(body.as_bytes(), &p, Endpoint::Embeddings, &model("chat")).unwrap();
+    assert_eq!(pre.splice, None);
+}
+
+#[test]
 fn a_one_megabyte_body_is_rewritten_correctly() {
     let body = big_chat_body(1 << 20);
     assert!(body.len() >= 1 << 20);
@@ -1468,9 +1506,10 @@ fn a_one_megabyte_body_is_rewritten_correctly() {
             1,
         )
         .replacen(r#""max_tokens":100000"#, r#""max_tokens":4096"#, 1);
+    // Added members come right after the opening brace.
     let expected = format!(
-        "{},\"stream_options\":{{\"include_usage\":true}}}}",
-        &expected[..expected.len() - 1]
+        "{{\"stream_options\":{{\"include_usage\":true}},{}",
+        &expected[1..]
     );
     assert_eq!(out, expected);
     let before = json_of(&body);
@@ -1921,6 +1960,18 @@ fn generated_bodies_rewrite_to_valid_json_that_changes_only_the_planned_members(
             include_usage: rng.chance(60),
         };
         let out = rewrite(body.as_bytes(), &p, endpoint, &plan).unwrap();
+        // The prefix form is the same edit: its prefix + the untouched rest = the body.
+        let pre = rewrite_prefix(body.as_bytes(), &p, endpoint, &plan).unwrap();
+        assert_eq!(pre.client_asked_usage, out.client_asked_usage);
+        match (&pre.splice, &out.body) {
+            (None, None) => {}
+            (Some((replaced, prefix)), Some(whole)) => {
+                assert!(*replaced <= body.len());
+                assert_eq!(&whole[..prefix.len()], &prefix[..]);
+                assert_eq!(&whole[prefix.len()..], &body.as_bytes()[*replaced..]);
+            }
+            other => panic!("prefix {other:?} disagrees for {body}"),
+        }
         assert_eq!(
             out.client_asked_usage,
             before
@@ -2040,10 +2091,11 @@ fn generated_bodies_rewrite_to_valid_json_that_changes_only_the_planned_members(
             keep(raw_members(&body)),
             "{text}\nfrom {body}"
         );
-        // Members edited in place keep their key bytes and position.
+        // Members edited in place keep their key bytes and position; added ones come first.
         let old_keys: Vec<String> = raw_members(&body).into_iter().map(|(k, _)| k).collect();
         let new_keys: Vec<String> = raw_members(&text).into_iter().map(|(k, _)| k).collect();
-        assert_eq!(new_keys[..old_keys.len()], old_keys[..]);
+        let added = new_keys.len() - old_keys.len();
+        assert_eq!(new_keys[added..], old_keys[..]);
         assert_eq!(after.len(), new_keys.len(), "no duplicate keys in {text}");
         // A rewritten body really differs (None means unchanged).
         assert_eq!(changed, text != body);

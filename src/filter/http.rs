@@ -264,7 +264,7 @@ impl Http {
                 system_prompt: t.system_prompt.as_deref(),
                 include_usage: cfg.stream_usage,
             };
-            let rewrite = body::rewrite(body, &parsed, endpoint_of(self.endpoint), &plan)
+            let rewrite = body::rewrite_prefix(body, &parsed, endpoint_of(self.endpoint), &plan)
                 .map_err(|e| GatewayError::InvalidRequest(e.to_string()))?;
             strip_usage = cfg.stream_usage
                 && parsed.stream()
@@ -273,9 +273,10 @@ impl Http {
                     self.endpoint,
                     EndpointKind::Chat | EndpointKind::Completions
                 );
-            if let Some(new_body) = rewrite.body {
-                if let Err(s) =
-                    host::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body)
+            if let Some((replaced, prefix)) = rewrite.splice {
+                // Envoy drains the first `replaced` bytes of its buffer and prepends the new
+                // prefix: the rest of the body is never copied back.
+                if let Err(s) = host::set_buffer(BufferType::HttpRequestBody, 0, replaced, &prefix)
                 {
                     warn!("ai-gateway: could not replace the request body (status {s:?})");
                     return Err(GatewayError::InvalidRequest(
@@ -284,7 +285,8 @@ impl Http {
                 }
                 // set_http_request_body does not fix content-length (ENVOY-NOTES): without
                 // this the upstream reads the extra bytes as the next request.
-                set_request_header("content-length", new_body.len().to_string().as_bytes());
+                let len = body.len().saturating_sub(replaced) + prefix.len();
+                set_request_header("content-length", len.to_string().as_bytes());
             }
         }
 
