@@ -305,3 +305,56 @@ fn drained_targets_are_kept_after_live_ones() {
     assert_eq!(r.targets[0].model, 1);
     assert_eq!(r.targets[1].weight, 0.0);
 }
+
+#[test]
+fn key_injection_defaults_to_the_filter() {
+    let c = ok(r#"{"models":[{"name":"a","version":"1.0.0","weight":1}]}"#);
+    assert_eq!(c.key_injection, KeyInjection::Filter);
+    // An `upstream` object without the field keeps the default too.
+    let c = ok(
+        r#"{"models":[{"name":"a","version":"1.0.0","weight":1}],"upstream":{"cluster":"mock"}}"#,
+    );
+    assert_eq!(c.key_injection, KeyInjection::Filter);
+}
+
+#[test]
+fn key_injection_parses_filter_and_upstream() {
+    for (value, want) in [
+        ("filter", KeyInjection::Filter),
+        ("upstream", KeyInjection::Upstream),
+    ] {
+        let c = ok(&format!(
+            r#"{{"models":[{{"name":"a","version":"1.0.0","weight":1}}],"upstream":{{"key_injection":"{value}"}}}}"#
+        ));
+        assert_eq!(c.key_injection, want, "{value}");
+        // The rest of `upstream` is unaffected (api_key_env keeps its default, unused upstream).
+        assert_eq!(c.api_key_env, "HOLYSHEEP_API_KEY");
+    }
+}
+
+#[test]
+fn key_injection_rejects_other_values_naming_the_field() {
+    for bad in [
+        r#""Upstream""#,
+        r#""credential_injector""#,
+        r#""""#,
+        "true",
+        "null",
+        "1",
+    ] {
+        let e = errors_of(&format!(
+            r#"{{"models":[{{"name":"a","version":"1.0.0","weight":1}}],"upstream":{{"key_injection":{bad}}}}}"#
+        ));
+        assert_eq!(e.len(), 1, "{bad}: {e:?}");
+        assert!(e[0].starts_with("upstream.key_injection:"), "{bad}: {e:?}");
+    }
+    let e = errors_of(
+        r#"{"models":[{"name":"a","version":"1.0.0","weight":1}],"upstream":{"key_injection":"router"}}"#,
+    );
+    assert!(
+        e[0].starts_with(
+            "upstream.key_injection: unknown variant `router`, expected `filter` or `upstream`"
+        ),
+        "{e:?}"
+    );
+}

@@ -219,6 +219,19 @@ def test_diff_across_formats_reports_models_and_settings(ag, write):
     }  # fmt: skip
 
 
+def test_diff_shows_a_change_of_key_injection(ag, write):
+    """Moving the key from the filter to the cluster's upstream filter is a reviewable change:
+    the diff names it (demo.yaml → key-upstream.yaml, the shipped pair)."""
+    r = ag("diff", "envoy/demo.yaml", "envoy/key-upstream.yaml", "--format", "text")
+    assert r.code == 0, r
+    assert "setting upstream.key_injection: filter → upstream" in r.lines, r.out
+    r = ag("diff", "envoy/key-upstream.yaml", "envoy/demo.yaml", "--format", "markdown")
+    assert r.code == 0 and "upstream.key_injection" in r.out and "upstream" in r.out, r.out
+    doc = json.loads(ag("diff", "envoy/demo.yaml", "envoy/key-upstream.yaml", "--format", "json").out)
+    settings = {s["what"]: (s["before"], s["after"]) for s in doc["configs"][0]["settings"]}
+    assert settings["upstream.key_injection"] == ("filter", "upstream"), settings
+
+
 def test_diff_of_an_invalid_file_fails_and_says_why(ag, write):
     old = write("old.json", json.dumps(GOOD))
     new = write("new.json", json.dumps({**GOOD, "default_route": "nope"}))

@@ -8,6 +8,8 @@ import copy
 import json
 
 import pytest
+import yaml
+from conftest import REPO
 from configs import (
     GOOD,
     GOOD_YAML,
@@ -343,6 +345,53 @@ def test_what_surrounds_the_filter_is_checked_too(ag, write):
         f"{f}: warning: {LISTENER_WASM}: config.vm_config.environment_variables.host_env_keys: does not list "
         "HOLYSHEEP_API_KEY: the VM won't see the provider key and every request gets 500 gateway_misconfigured",
     ], r
+
+
+def test_key_injection_upstream_needs_a_credential_injector_on_the_cluster_not_the_vm_key(ag, write):
+    """With ``upstream.key_injection: upstream`` the VM reads no key (no host_env_keys warning),
+    and each static cluster the models go to must inject it: a cluster without
+    credential_injector is a warning, and so is one whose injector sits only on the aggregate's
+    children (Envoy ignores those)."""
+    shipped = ag("validate", "-q", "envoy/key-upstream.yaml")
+    assert (shipped.code, shipped.out) == (0, ""), shipped
+
+    doc = yaml.safe_load((REPO / "envoy" / "key-upstream.yaml").read_text())
+    clusters = {c["name"]: c for c in doc["static_resources"]["clusters"]}
+    options = clusters["mock"].pop("typed_extension_protocol_options")
+    warning = (
+        'upstream.key_injection: is "upstream", but cluster "mock" has no credential_injector upstream filter: '
+        "the filter sets no key, so requests to it reach the provider without one (add "
+        "envoy.filters.http.credential_injector to that cluster's HttpProtocolOptions http_filters — on the "
+        "aggregate cluster itself, Envoy ignores its children's — as in envoy/key-upstream.yaml)"
+    )
+    f = write("no-injector.yaml", yaml.safe_dump(doc, sort_keys=False))
+    r = ag("validate", "-q", f)
+    assert (r.code, r.lines) == (0, [f"{f}: warning: {LISTENER_WASM}: {warning}"]), r
+
+    clusters["mock_primary"]["typed_extension_protocol_options"] = options
+    f = write("on-the-children.yaml", yaml.safe_dump(doc, sort_keys=False))
+    r = ag("validate", "-q", f)
+    assert (r.code, r.lines) == (0, [f"{f}: warning: {LISTENER_WASM}: {warning}"]), r
+
+    # The default mode needs no injector, and no cluster is looked at.
+    plugin = json.loads(wasm_value(doc))
+    plugin["upstream"]["key_injection"] = "filter"
+    set_wasm_value(doc, json.dumps(plugin))
+    f = write("filter-mode.yaml", yaml.safe_dump(doc, sort_keys=False))
+    r = ag("validate", "-q", f)
+    assert r.code == 0 and "credential_injector" not in r.out, r
+    # … but then the VM must see the key.
+    assert "host_env_keys: does not list HOLYSHEEP_API_KEY" in r.out, r
+
+
+def wasm_value(doc: dict) -> str:
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    return hcm["http_filters"][0]["typed_config"]["config"]["configuration"]["value"]
+
+
+def set_wasm_value(doc: dict, value: str) -> None:
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["http_filters"][0]["typed_config"]["config"]["configuration"]["value"] = value
 
 
 def test_a_file_without_a_plugin_configuration_is_a_warning(ag, write):

@@ -1,23 +1,27 @@
 """Multi-provider mode (envoy/multi-provider.yaml): the route's aggregate cluster fails over
 from one provider to another, and every attempt carries the key of the provider it goes to.
 
-The keys are injected per attempt by an upstream HTTP filter chain on the aggregate cluster
-(header_mutation tags the attempt with the chosen host's ``ai_gateway.provider`` metadata, a
-composite filter runs ``credential_injector`` with that provider's secret, read from an
-environment variable). Each test checks what both providers recorded: the right key, and never
-the other provider's.
+The filter runs with ``upstream.key_injection: upstream``: it sets no key and removes the
+client's ``authorization``. The keys are injected per attempt by an upstream HTTP filter chain on
+the aggregate cluster (header_mutation tags the attempt with the chosen host's
+``ai_gateway.provider`` metadata, a composite filter runs ``credential_injector`` with that
+provider's secret, read from an environment variable), after the router: neither key is in
+Envoy's log even at trace level. Each test checks what both providers recorded: the right key,
+and never the other provider's.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import types
 
 import conftest
 import pytest
 import yaml
-from conftest import KEY_ENV, REPO, TEST_KEY, WASM, chat, chat_body, free_port
+from conftest import KEY_ENV, REPO, TEST_KEY, WASM, Reply, chat, chat_body, free_port
+from secret_helpers import admin_paths, assert_reply_clean, leaks, log_lines_with
 
 MULTI_YAML = REPO / "envoy" / "multi-provider.yaml"
 #: Provider A's key is the harness's HOLYSHEEP_API_KEY (TEST_KEY); provider B's is this one.
@@ -58,7 +62,14 @@ def test_the_config_is_the_multi_provider_topology():
     clusters = {c["name"]: c for c in doc["static_resources"]["clusters"]}
     assert clusters["providers"]["cluster_type"]["typed_config"]["clusters"] == ["provider_a", "provider_b"]
     plugin = conftest.wasm_filter_config(doc)
-    assert '"cluster": "providers"' in plugin["configuration"]["value"]
+    cfg = json.loads(plugin["configuration"]["value"])
+    assert {m["cluster"] for m in cfg["models"]} == {"providers"}
+    # The filter sets no key (no key passes the router); other paths go to a cluster without
+    # the key chain.
+    assert cfg["upstream"] == {"cluster": "providers_passthrough", "key_injection": "upstream"}
+    assert "environment_variables" not in plugin["vm_config"]
+    assert clusters["providers_passthrough"]["cluster_type"]["typed_config"]["clusters"] == ["provider_a", "provider_b"]
+    assert "typed_extension_protocol_options" not in clusters["providers_passthrough"]
     secrets = {s["name"]: s["generic_secret"]["secret"] for s in doc["static_resources"]["secrets"]}
     assert secrets == {
         "provider_a_key": {"environment_variable": KEY_ENV},
@@ -132,8 +143,9 @@ def test_a_429_then_the_secondary_each_attempt_with_its_providers_key(mock, star
 
 
 def test_a_host_of_no_known_provider_gets_no_key_at_all(mock, start):
-    """Fail closed: an endpoint whose metadata names no configured provider gets its
-    ``authorization`` removed rather than the filter's (provider A's) key."""
+    """Fail closed: an endpoint whose metadata names no configured provider gets no key — the
+    filter set none (key_injection: upstream) and removed the client's, and the composite's
+    on_no_match removes any ``authorization`` still there."""
     doc = load_multi()
     for c in doc["static_resources"]["clusters"]:
         if c["name"] == "provider_b":
@@ -141,11 +153,24 @@ def test_a_host_of_no_known_provider_gets_no_key_at_all(mock, start):
     a = mock("provider_a", "--fail-status", "503")
     b = mock("provider_b")
     gw = start(a, b, doc)
-    reply = chat(gw, chat_body("gpt-4.1"))
+    reply = chat(gw, chat_body("gpt-4.1"), headers={"authorization": "Bearer client-secret"})
     assert reply.status == 200 and reply.headers.get("x-mock-provider") == "provider_b"
     assert_only_key(a.received(1), KEY_A, KEY_B)
     rec = b.received(1)
     assert rec.headers("authorization") == [], rec.header_pairs
+    assert KEY_A not in str(rec.header_pairs) and KEY_B not in str(rec.header_pairs)
+
+
+def test_requests_the_filter_does_not_handle_get_no_provider_key(mock, start):
+    """Other paths pass through untouched (the client's own ``authorization`` too) to
+    ``providers_passthrough``, which has no key chain: no provider key goes with them."""
+    a = mock("provider_a")
+    b = mock("provider_b")
+    gw = start(a, b)
+    r = gw.session.get(gw.url + "/v1/files", headers={"authorization": "Bearer client-secret"}, timeout=10)
+    assert r.headers.get("x-mock-provider") == "provider_a", (r.status_code, r.text[:300])
+    rec = a.received(r.headers["x-mock-request-id"])
+    assert rec.headers("authorization") == ["Bearer client-secret"], rec.header_pairs
     assert KEY_A not in str(rec.header_pairs) and KEY_B not in str(rec.header_pairs)
 
 
@@ -161,3 +186,37 @@ def test_neither_key_is_in_admin_output_or_the_log(mock, start):
             assert key not in text, f"a provider key is visible in admin {path}"
     log = gw.log()
     assert KEY_A not in log and KEY_B not in log
+
+
+def test_at_trace_level_neither_key_is_in_the_log_admin_output_or_a_response(mock, start):
+    """Envoy at ``-l trace`` for every component (no --component-log-level dodge): JSON, SSE,
+    a failover 503 → secondary, a 429 → secondary; the router's header dumps run, and hold no
+    key, because no key passes the router."""
+    a = mock("provider_a")
+    b = mock("provider_b")
+    gw = start(a, b, log_level="trace", wasm_log_level="trace")
+    auth = {"authorization": "Bearer client-secret"}
+    replies: list[tuple[str, Reply]] = [
+        ("json", chat(gw, chat_body("chat"), headers=auth)),
+        ("sse", chat(gw, chat_body("chat", stream=True), headers=auth)),
+        ("503 retried", chat(gw, chat_body("gpt-4.1"), headers={**auth, "x-mock-status": "503"})),
+        ("429 retried", chat(gw, chat_body("gpt-4.1"), headers={**auth, "x-mock-status": "429", "x-mock-retry-after": "0"})),
+    ]
+    assert [r.status for _, r in replies] == [200, 200, 503, 429], [(w, r.status, r.body[:200]) for w, r in replies]
+    # Every attempt on each provider carried that provider's key (503/429: A, B, A).
+    assert a.last_id() == 1 + 1 + 2 + 2 and b.last_id() == 2
+    for i in range(1, a.last_id() + 1):
+        assert_only_key(a.received(i), KEY_A, KEY_B)
+    for i in range(1, b.last_id() + 1):
+        assert_only_key(b.received(i), KEY_B, KEY_A)
+    for key in (KEY_A, KEY_B):
+        for what, reply in replies:
+            assert_reply_clean(reply, what, key)
+        for path in admin_paths(gw):
+            assert not leaks(gw.admin(path).content, key), f"a provider key is visible in admin {path}"
+    log = gw.log()
+    assert "[trace][router]" in log and "router decoding headers" in log, "Envoy is not logging at trace level"
+    for key in (KEY_A, KEY_B):
+        found = log_lines_with(log, key)
+        assert not found, "a provider key is in Envoy's log:\n" + "\n".join(found[:20])
+    gw.assert_alive()

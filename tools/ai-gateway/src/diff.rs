@@ -365,6 +365,11 @@ pub fn diff_configs(location: &str, a: &Config, b: &Config) -> ConfigDiff {
         b.api_key_env.clone(),
     );
     setting(
+        "upstream.key_injection",
+        format!("{:?}", a.key_injection).to_lowercase(),
+        format!("{:?}", b.key_injection).to_lowercase(),
+    );
+    setting(
         "sticky.header",
         a.sticky_header.clone().unwrap_or_else(|| "(none)".into()),
         b.sticky_header.clone().unwrap_or_else(|| "(none)".into()),
@@ -630,6 +635,28 @@ mod tests {
             t.contains("implicit default route (models[].weight) (default route):"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn a_change_of_key_injection_is_reported_both_ways() {
+        let filter = cfg(r#"{"models":[{"name":"a","version":"1.0.0","weight":1}]}"#);
+        let upstream = cfg(
+            r#"{"models":[{"name":"a","version":"1.0.0","weight":1}],"upstream":{"key_injection":"upstream"}}"#,
+        );
+        let d = diff_configs("", &filter, &upstream);
+        assert!(d.changed());
+        let md = markdown("old.json", "new.json", std::slice::from_ref(&d));
+        assert!(md.contains("upstream.key_injection"), "{md}");
+        let t = text("old.json", "new.json", &[d]);
+        assert!(t.contains("upstream.key_injection"), "{t}");
+        assert!(t.contains("filter") && t.contains("upstream"), "{t}");
+        let back = diff_configs("", &upstream, &filter);
+        assert!(back.changed());
+        // The default spelled out is no change.
+        let explicit = cfg(
+            r#"{"models":[{"name":"a","version":"1.0.0","weight":1}],"upstream":{"key_injection":"filter"}}"#,
+        );
+        assert!(!diff_configs("", &filter, &explicit).changed());
     }
 
     #[test]

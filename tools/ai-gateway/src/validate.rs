@@ -4,7 +4,11 @@
 
 use crate::source::{self, Body, Envelope, Found, Source};
 use crate::tree::{Node, Value};
-use ai_gateway_filter::config::{self, route_labels, schema::GatewayConfig, Config};
+use ai_gateway_filter::config::{
+    self, route_labels,
+    schema::{GatewayConfig, UnknownModels},
+    Config, KeyInjection,
+};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -237,6 +241,10 @@ fn check_config(src: &Source, f: &Found, report: &mut Report) -> Option<(Config,
             let schema = config::parse_schema(&bytes).ok()?;
             if let Some(tree) = f.tree() {
                 for (path, message) in lint(&cfg, &schema, tree) {
+                    let off = f.file_offset(tree.resolve(&path).start);
+                    report.warnings.push(diag(&path, message, off));
+                }
+                for (path, message) in key_injection_warnings(src, f, &cfg) {
                     let off = f.file_offset(tree.resolve(&path).start);
                     report.warnings.push(diag(&path, message, off));
                 }
@@ -533,10 +541,77 @@ fn secrets_in_tree(node: &Node, path: &str, out: &mut Vec<(String, String)>) {
 
 // === warnings about what surrounds the plugin configuration ===
 
+/// The `@type` of Envoy's credential_injector HTTP filter.
+const CREDENTIAL_INJECTOR: &str =
+    "envoy.extensions.filters.http.credential_injector.v3.CredentialInjector";
+
+/// `upstream.key_injection: upstream`: the filter sets no key, so each cluster it sends API
+/// requests to must inject one with an upstream HTTP filter (Envoy's credential_injector). In
+/// an Envoy bootstrap, warn about each of those clusters, defined in
+/// `static_resources.clusters`, that has none. Only the cluster the filter names counts: with
+/// an aggregate cluster Envoy ignores its children's upstream filters. Clusters that aren't
+/// static (CDS) are not seen.
+fn key_injection_warnings(src: &Source, f: &Found, cfg: &Config) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if cfg.key_injection != KeyInjection::Upstream || !matches!(f.envelope, Some(Envelope::Wasm(_)))
+    {
+        return out;
+    }
+    let Some(doc) = src
+        .docs
+        .iter()
+        .find(|d| d.start <= f.offset && f.offset < d.end)
+    else {
+        return out;
+    };
+    let Some(clusters) = doc.get("static_resources").and_then(|r| r.get("clusters")) else {
+        return out;
+    };
+    let mut names: Vec<&str> = cfg.models.iter().map(|m| m.cluster.as_str()).collect();
+    if cfg.unknown_models == UnknownModels::Passthrough {
+        names.push(cfg.cluster.as_str());
+    }
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let Some(cluster) = clusters
+            .items()
+            .iter()
+            .find(|c| c.get("name").and_then(Node::as_str) == Some(name))
+        else {
+            continue;
+        };
+        if !mentions(cluster, CREDENTIAL_INJECTOR) {
+            out.push((
+                "upstream.key_injection".into(),
+                format!(
+                    "is \"upstream\", but cluster {name:?} has no credential_injector upstream filter: the filter sets no key, so requests to it reach the provider without one (add envoy.filters.http.credential_injector to that cluster's HttpProtocolOptions http_filters — on the aggregate cluster itself, Envoy ignores its children's — as in envoy/key-upstream.yaml)"
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// Does a string in `node` (or below) contain `needle`?
+fn mentions(node: &Node, needle: &str) -> bool {
+    match &node.value {
+        Value::String(s, _) => s.contains(needle),
+        Value::Object(members) => members.iter().any(|m| mentions(&m.node, needle)),
+        Value::Array(items) => items.iter().any(|n| mentions(n, needle)),
+        _ => false,
+    }
+}
+
 fn envelope_warnings(src: &Source, f: &Found, env: &Envelope, bytes: &[u8], report: &mut Report) {
-    let key_env = config::parse_schema(bytes)
-        .ok()
-        .and_then(|s| s.upstream.and_then(|u| u.api_key_env))
+    let upstream = config::parse_schema(bytes).ok().and_then(|s| s.upstream);
+    // With key_injection "upstream" the VM never reads the key: nothing to say about its
+    // environment.
+    let vm_reads_key = upstream
+        .as_ref()
+        .is_none_or(|u| u.key_injection == KeyInjection::Filter);
+    let key_env = upstream
+        .and_then(|u| u.api_key_env)
         .unwrap_or_else(|| config::defaults::API_KEY_ENV.to_owned());
     let mut warn = |path: &str, message: String, offset: usize| {
         report.warnings.push(Diag {
@@ -566,7 +641,7 @@ fn envelope_warnings(src: &Source, f: &Found, env: &Envelope, bytes: &[u8], repo
             let inline = vars
                 .and_then(|v| v.get("key_values"))
                 .and_then(|kv| kv.get(&key_env));
-            if !host && inline.is_none() {
+            if vm_reads_key && !host && inline.is_none() {
                 warn(
                     "config.vm_config.environment_variables.host_env_keys",
                     format!("does not list {key_env}: the VM won't see the provider key and every request gets 500 gateway_misconfigured"),
@@ -581,7 +656,7 @@ fn envelope_warnings(src: &Source, f: &Found, env: &Envelope, bytes: &[u8], repo
                     .iter()
                     .find(|e| e.get("name").and_then(Node::as_str) == Some(&key_env))
             });
-            if entry.is_none() {
+            if vm_reads_key && entry.is_none() {
                 warn(
                     "spec.vmConfig.env",
                     format!("has no {key_env} entry (valueFrom: HOST): the VM won't see the provider key and every request gets 500 gateway_misconfigured"),
