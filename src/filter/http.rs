@@ -21,10 +21,15 @@ use std::rc::Rc;
 /// Headers the filter owns on the way upstream; client-sent copies are removed first.
 const CLUSTER_HEADER: &str = "x-ai-gateway-cluster";
 const TIMEOUT_HEADER: &str = "x-envoy-upstream-rq-timeout-ms";
+/// With `key_injection: upstream`: marks the requests whose attempts get the provider key
+/// (the cluster's upstream filters match on it, inject the key and remove the marker), so
+/// requests the gateway doesn't handle never carry the key.
+const INJECT_KEY_HEADER: &str = "x-ai-gateway-inject-key";
 /// Envoy control headers a client must not use to change how the provider is called.
-const CLIENT_CONTROL_HEADERS: [&str; 5] = [
+const CLIENT_CONTROL_HEADERS: [&str; 6] = [
     CLUSTER_HEADER,
     TIMEOUT_HEADER,
+    INJECT_KEY_HEADER,
     "x-envoy-upstream-rq-per-try-timeout-ms",
     "x-envoy-max-retries",
     "x-envoy-retry-on",
@@ -300,8 +305,9 @@ impl Http {
             // The cluster's upstream filter sets the key per attempt; the client's own
             // `authorization` never reaches the provider either way.
             (KeyInjection::Upstream, _) => {
-                !self.client_authorization
-                    || host::remove_header(MapType::HttpRequestHeaders, "authorization").is_ok()
+                (!self.client_authorization
+                    || host::remove_header(MapType::HttpRequestHeaders, "authorization").is_ok())
+                    && set_request_header(INJECT_KEY_HEADER, b"1")
             }
         };
         let ok = key_set
