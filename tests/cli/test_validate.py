@@ -384,6 +384,35 @@ def test_key_injection_upstream_needs_a_credential_injector_on_the_cluster_not_t
     assert "host_env_keys: does not list HOLYSHEEP_API_KEY" in r.out, r
 
 
+def test_a_credential_injector_inside_a_composite_filter_counts(ag, write):
+    """The shipped upstream-mode configs run credential_injector from a composite filter (only
+    on the requests the filter marked; nested per provider in multi-provider.yaml): no warning.
+    A composite on the cluster whose actions hold no injector still gets one."""
+    for shipped in ("envoy/key-upstream.yaml", "envoy/multi-provider.yaml"):
+        r = ag("validate", "-q", shipped)
+        assert r.code == 0 and "credential_injector" not in r.out, r
+
+    doc = yaml.safe_load((REPO / "envoy" / "key-upstream.yaml").read_text())
+    mock = next(c for c in doc["static_resources"]["clusters"] if c["name"] == "mock")
+    filters = mock["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"][
+        "http_filters"
+    ]
+    composite = filters[0]["typed_config"]
+    assert composite["extension_config"]["name"] == "composite"
+    action = composite["xds_matcher"]["matcher_list"]["matchers"][0]["on_match"]["action"]["typed_config"]
+    assert action["typed_config"]["name"] == "envoy.filters.http.credential_injector"
+    action["typed_config"] = {
+        "name": "envoy.filters.http.header_mutation",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+            "mutations": {"request_mutations": [{"remove": "authorization"}]},
+        },
+    }
+    f = write("composite-without-injector.yaml", yaml.safe_dump(doc, sort_keys=False))
+    r = ag("validate", "-q", f)
+    assert r.code == 0 and 'cluster "mock" has no credential_injector upstream filter' in r.out, r
+
+
 def wasm_value(doc: dict) -> str:
     hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     return hcm["http_filters"][0]["typed_config"]["config"]["configuration"]["value"]

@@ -1,13 +1,15 @@
 """Multi-provider mode (envoy/multi-provider.yaml): the route's aggregate cluster fails over
 from one provider to another, and every attempt carries the key of the provider it goes to.
 
-The filter runs with ``upstream.key_injection: upstream``: it sets no key and removes the
-client's ``authorization``. The keys are injected per attempt by an upstream HTTP filter chain on
-the aggregate cluster (header_mutation tags the attempt with the chosen host's
-``ai_gateway.provider`` metadata, a composite filter runs ``credential_injector`` with that
+The filter runs with ``upstream.key_injection: upstream``: it sets no key; on the requests it
+routes it removes the client's ``authorization`` and sets the marker
+``x-ai-gateway-inject-key: 1`` (the listener's header_to_metadata moves it into dynamic
+metadata). The keys are injected per attempt by an upstream HTTP filter chain on the aggregate
+cluster (header_mutation tags the attempt with the chosen host's ``ai_gateway.provider``
+metadata; a composite filter, for a marked request, runs ``credential_injector`` with that
 provider's secret, read from an environment variable), after the router: neither key is in
-Envoy's log even at trace level. Each test checks what both providers recorded: the right key,
-and never the other provider's.
+Envoy's log even at trace level. Unmarked requests (other paths) keep their own headers. Each
+test checks what both providers recorded: the right key, and never the other provider's.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ MULTI_YAML = REPO / "envoy" / "multi-provider.yaml"
 KEY_A = TEST_KEY
 KEY_B_ENV = "BACKUP_PROVIDER_API_KEY"
 KEY_B = "sk-test-provider-b-fedcba9876543210"
+#: The filter's marker on the requests it routes; only those get a provider key.
+MARKER = "x-ai-gateway-inject-key"
 
 
 def load_multi() -> dict:
@@ -51,10 +55,24 @@ def start(launcher, monkeypatch):
 
 def assert_only_key(rec, key: str, other: str) -> None:
     """``rec`` (a provider's recording) carries ``key`` as its bearer token and nothing of
-    ``other`` anywhere, nor the internal provider tag."""
+    ``other`` anywhere, nor the internal provider tag or the marker."""
     assert rec.headers("authorization") == [f"Bearer {key}"], rec.header_pairs
     assert other not in str(rec.header_pairs) and other.encode() not in rec.body, "the other provider's key leaked"
     assert rec.header("x-ai-gateway-provider") is None, rec.header_pairs
+    assert rec.header(MARKER) is None, rec.header_pairs
+
+
+def assert_client_headers(rec) -> None:
+    """An unmarked request: the client's own ``authorization``, neither provider key, no
+    internal header."""
+    assert rec.headers("authorization") == ["Bearer client-secret"], rec.header_pairs
+    assert KEY_A not in str(rec.header_pairs) and KEY_B not in str(rec.header_pairs)
+    assert rec.header("x-ai-gateway-provider") is None and rec.header(MARKER) is None, rec.header_pairs
+
+
+def cluster_filters(doc: dict, name: str) -> list[dict]:
+    c = next(c for c in doc["static_resources"]["clusters"] if c["name"] == name)
+    return c["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"]
 
 
 def test_the_config_is_the_multi_provider_topology():
@@ -64,12 +82,30 @@ def test_the_config_is_the_multi_provider_topology():
     plugin = conftest.wasm_filter_config(doc)
     cfg = json.loads(plugin["configuration"]["value"])
     assert {m["cluster"] for m in cfg["models"]} == {"providers"}
-    # The filter sets no key (no key passes the router); other paths go to a cluster without
-    # the key chain.
-    assert cfg["upstream"] == {"cluster": "providers_passthrough", "key_injection": "upstream"}
+    # The filter sets no key (no key passes the router); every request goes to `providers`,
+    # whose key chain keys only the requests the filter marked: no passthrough cluster.
+    assert cfg["upstream"] == {"cluster": "providers", "key_injection": "upstream"}
     assert "environment_variables" not in plugin["vm_config"]
-    assert clusters["providers_passthrough"]["cluster_type"]["typed_config"]["clusters"] == ["provider_a", "provider_b"]
-    assert "typed_extension_protocol_options" not in clusters["providers_passthrough"]
+    assert set(clusters) == {"providers", "provider_a", "provider_b"}
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    mark = [f for f in hcm["http_filters"] if f["name"] == "ai_gateway.inject_key_mark"]
+    assert [f["name"] for f in hcm["http_filters"]][1:] == ["ai_gateway.inject_key_mark", "envoy.filters.http.router"]
+    assert mark[0]["typed_config"]["request_rules"][0]["header"] == MARKER
+    assert mark[0]["typed_config"]["request_rules"][0]["remove"] is True
+    filters = cluster_filters(doc, "providers")
+    names = [f["name"] for f in filters]
+    assert names == ["ai_gateway.provider_tag", "ai_gateway.provider_key", "ai_gateway.provider_untag", "envoy.filters.http.upstream_codec"]
+    # Outer: the marker (no on_no_match: an unmarked request is left alone); nested: the provider.
+    matcher = filters[1]["typed_config"]["xds_matcher"]
+    assert "on_no_match" not in matcher
+    [outer] = matcher["matcher_list"]["matchers"]
+    assert outer["predicate"]["single_predicate"]["input"]["typed_config"]["path"] == [{"key": "inject_key"}]
+    nested = outer["on_match"]["matcher"]
+    assert nested["matcher_tree"]["input"]["typed_config"]["header_name"] == "x-ai-gateway-provider"
+    assert set(nested["matcher_tree"]["exact_match_map"]["map"]) == {"provider_a", "provider_b"}
+    assert nested["on_no_match"]["action"]["name"] == "strip_key"
+    untag = filters[2]["typed_config"]["mutations"]["request_mutations"]
+    assert untag == [{"remove": "x-ai-gateway-provider"}, {"remove": MARKER}]
     secrets = {s["name"]: s["generic_secret"]["secret"] for s in doc["static_resources"]["secrets"]}
     assert secrets == {
         "provider_a_key": {"environment_variable": KEY_ENV},
@@ -162,16 +198,45 @@ def test_a_host_of_no_known_provider_gets_no_key_at_all(mock, start):
 
 
 def test_requests_the_filter_does_not_handle_get_no_provider_key(mock, start):
-    """Other paths pass through untouched (the client's own ``authorization`` too) to
-    ``providers_passthrough``, which has no key chain: no provider key goes with them."""
+    """Other paths pass through untouched (the client's own ``authorization`` too) to the same
+    cluster ``providers``, unmarked: its key chain leaves them alone, on every attempt. A
+    client-sent marker changes nothing (the filter removes it)."""
     a = mock("provider_a")
     b = mock("provider_b")
     gw = start(a, b)
-    r = gw.session.get(gw.url + "/v1/files", headers={"authorization": "Bearer client-secret"}, timeout=10)
-    assert r.headers.get("x-mock-provider") == "provider_a", (r.status_code, r.text[:300])
-    rec = a.received(r.headers["x-mock-request-id"])
-    assert rec.headers("authorization") == ["Bearer client-secret"], rec.header_pairs
-    assert KEY_A not in str(rec.header_pairs) and KEY_B not in str(rec.header_pairs)
+    auth = {"authorization": "Bearer client-secret"}
+    for headers in (auth, {**auth, MARKER: "1"}):
+        r = gw.session.get(gw.url + "/v1/files", headers=headers, timeout=10)
+        assert r.headers.get("x-mock-provider") == "provider_a", (r.status_code, r.text[:300])
+        assert_client_headers(a.received(r.headers["x-mock-request-id"]))
+    # Retried (503 on every attempt: A, B, A): still the client's own header each time.
+    r = gw.session.get(gw.url + "/v1/files", headers={**auth, MARKER: "1", "x-mock-status": "503"}, timeout=10)
+    assert r.status_code == 503 and a.last_id() == 4 and b.last_id() == 1, (r.status_code, a.last_id(), b.last_id())
+    for rec in (a.received(3), b.received(1), a.received(4)):
+        assert_client_headers(rec)
+    # The same Envoy keys an API request.
+    reply = chat(gw, chat_body("chat"), headers={**auth, MARKER: "1"})
+    assert reply.status == 200 and reply.headers.get("x-mock-provider") == "provider_a"
+    assert_only_key(a.received(reply.headers["x-mock-request-id"]), KEY_A, KEY_B)
+
+
+def test_a_model_without_its_own_cluster_gets_each_providers_key(mock, start):
+    """A model with no ``cluster`` goes to upstream.cluster (``providers``), marked like any API
+    request: each attempt carries the key of its provider. (Test-local: the shipped file names a
+    cluster for every model.)"""
+    doc = load_multi()
+    plugin = conftest.wasm_filter_config(doc)
+    cfg = json.loads(plugin["configuration"]["value"])
+    cfg["models"].append({"name": "gemini-2.5-flash", "version": "1.0.0"})
+    plugin["configuration"]["value"] = json.dumps(cfg)
+    a = mock("provider_a", "--fail-status", "503")
+    b = mock("provider_b")
+    gw = start(a, b, doc)
+    reply = chat(gw, chat_body("gemini-2.5-flash"), headers={"authorization": "Bearer client-secret"})
+    assert reply.status == 200 and reply.headers.get("x-mock-provider") == "provider_b", reply.body[:300]
+    assert_only_key(a.received(1), KEY_A, KEY_B)
+    assert_only_key(b.received(1), KEY_B, KEY_A)
+    assert b.received(1).json()["model"] == "gemini-2.5-flash"
 
 
 def test_neither_key_is_in_admin_output_or_the_log(mock, start):
