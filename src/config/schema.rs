@@ -118,9 +118,10 @@ pub enum KeyInjection {
     #[default]
     Filter,
     /// An upstream HTTP filter on the cluster (Envoy's `credential_injector`) sets it on every
-    /// attempt of the requests the filter marks with `x-ai-gateway-inject-key` (it matches on
-    /// the marker and removes it); the filter removes the client's `authorization`. The key
-    /// then never passes the router, whose debug log prints the request headers.
+    /// attempt of the requests the filter marks with `x-ai-gateway-inject-key` (the shipped
+    /// configs move the marker into dynamic metadata before the router and match on that);
+    /// the filter removes the client's `authorization`. The key then never passes the
+    /// router, whose debug log prints the request headers.
     Upstream,
 }
 

@@ -21,9 +21,11 @@ use std::rc::Rc;
 /// Headers the filter owns on the way upstream; client-sent copies are removed first.
 const CLUSTER_HEADER: &str = "x-ai-gateway-cluster";
 const TIMEOUT_HEADER: &str = "x-envoy-upstream-rq-timeout-ms";
-/// With `key_injection: upstream`: marks the requests whose attempts get the provider key
-/// (the cluster's upstream filters match on it, inject the key and remove the marker), so
-/// requests the gateway doesn't handle never carry the key.
+/// With `key_injection: upstream`: marks the requests whose attempts get the provider key,
+/// so requests the gateway doesn't handle never carry it. In the shipped configs a
+/// `header_to_metadata` filter after this one moves the marker into dynamic metadata (every
+/// retry sees it there; a header removed by the first attempt's upstream filters would be
+/// gone for the next) and the cluster's upstream filters inject the key where it is set.
 const INJECT_KEY_HEADER: &str = "x-ai-gateway-inject-key";
 /// Envoy control headers a client must not use to change how the provider is called.
 const CLIENT_CONTROL_HEADERS: [&str; 6] = [
