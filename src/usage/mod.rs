@@ -12,6 +12,7 @@
 mod bytes;
 mod cost;
 mod json;
+mod skim;
 mod sse;
 mod strip;
 #[cfg(test)]
@@ -65,6 +66,25 @@ impl UsageScanner {
             Format::Sse => Inner::Sse(sse::SseScanner::new()),
         };
         UsageScanner { inner }
+    }
+
+    /// The scanner without the SSE look-ahead, and how many events its look-ahead stepped
+    /// over: for the tests.
+    #[cfg(test)]
+    pub(crate) fn reference(format: Format) -> Self {
+        let mut scanner = UsageScanner::new(format);
+        if let Inner::Sse(sse) = &mut scanner.inner {
+            sse.slow = true;
+        }
+        scanner
+    }
+
+    #[cfg(test)]
+    pub(crate) fn skipped(&self) -> usize {
+        match &self.inner {
+            Inner::Json(_) => 0,
+            Inner::Sse(sse) => sse.skipped,
+        }
     }
 
     /// Reads the next chunk of the body.

@@ -8,6 +8,10 @@
 
 use super::bytes::find2;
 use super::json::{JsonScanner, Members};
+use super::skim::{skip_event, Miss};
+
+/// Look-aheads in a row finding a `usage` member after which they stop (see `misses`).
+const MAX_MISSES: u8 = 4;
 
 /// Observer of the positions the stripper needs (all positions index the current chunk).
 pub(super) trait Sink {
@@ -28,6 +32,14 @@ pub(super) trait Sink {
     fn member_null_end(&mut self, _pos: usize) {}
     /// [`Members::cut`], at `end` in the chunk.
     fn member_cut(&mut self, _end: Option<usize>) {}
+    /// Whether a whole event that cannot matter may be stepped over without the callbacks
+    /// above (then only [`Sink::skipped`] is called for it).
+    fn may_skip(&self) -> bool {
+        true
+    }
+    /// A whole event that cannot matter was stepped over, from a line start through its
+    /// empty line: it passes as it is.
+    fn skipped(&mut self) {}
 }
 
 /// Reports the members of the data fed from `chunk[base..]` to the sink in chunk positions.
@@ -76,6 +88,19 @@ pub(super) struct SseScanner {
     after_cr: bool,
     /// The current event has had a `data` line.
     had_data: bool,
+    /// The look-ahead found the current event may matter (or not whole in its chunk): it is
+    /// not tried again for the event's later lines, which keeps the parse linear.
+    looked: bool,
+    /// Look-aheads in a row that found a `usage` member that matters; at [`MAX_MISSES`] the
+    /// stream is taken to have one in every event (for the stripper, `include_usage`'s
+    /// `"usage":null`) and look-aheads stop, so they cost it at most a few events' bytes.
+    misses: u8,
+    /// Never step over events (the reference the tests compare the look-ahead with).
+    #[cfg(test)]
+    pub(super) slow: bool,
+    /// Events stepped over so far (the tests check the look-ahead is taken).
+    #[cfg(test)]
+    pub(super) skipped: usize,
     json: JsonScanner,
 }
 
@@ -85,6 +110,12 @@ impl SseScanner {
             line: Line::Start,
             after_cr: false,
             had_data: false,
+            looked: false,
+            misses: 0,
+            #[cfg(test)]
+            slow: false,
+            #[cfg(test)]
+            skipped: 0,
             json: JsonScanner::new(),
         }
     }
@@ -119,7 +150,34 @@ impl SseScanner {
                         sink.dispatch(i, self.after_cr, &self.json, self.had_data);
                         self.json.reset();
                         self.had_data = false;
+                        self.looked = false;
                         continue;
+                    }
+                    // No data fed yet, so the JSON scanner is as `reset` leaves it: an event
+                    // that cannot matter may be stepped over.
+                    if !self.had_data
+                        && !self.looked
+                        && self.misses < MAX_MISSES
+                        && self.may_skim()
+                        && sink.may_skip()
+                    {
+                        self.looked = true;
+                        match skip_event(&chunk[i..], S::MEMBERS) {
+                            Ok((len, cr)) => {
+                                i += len;
+                                self.after_cr = cr;
+                                self.looked = false;
+                                self.misses = 0;
+                                #[cfg(test)]
+                                {
+                                    self.skipped += 1;
+                                }
+                                sink.skipped();
+                                continue;
+                            }
+                            Err(Miss::Usage) => self.misses += 1,
+                            Err(Miss::Unknown) => {}
+                        }
                     }
                     sink.line_start(i, b == b':');
                     if b == b':' {
@@ -191,6 +249,15 @@ impl SseScanner {
                 },
             }
         }
+    }
+
+    /// Whether events may be stepped over (always, but in the tests' reference parser).
+    #[inline(always)]
+    fn may_skim(&self) -> bool {
+        #[cfg(test)]
+        return !self.slow;
+        #[cfg(not(test))]
+        true
     }
 
     fn begin_data<S: Sink>(&mut self, sink: &mut S) {

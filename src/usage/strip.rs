@@ -193,6 +193,20 @@ impl UsageChunkStripper {
         self.sse.json().usage()
     }
 
+    /// The stripper without the SSE look-ahead, and how many events its look-ahead stepped
+    /// over: for the tests.
+    #[cfg(test)]
+    pub(super) fn reference() -> Self {
+        let mut stripper = Self::new();
+        stripper.sse.slow = true;
+        stripper
+    }
+
+    #[cfg(test)]
+    pub(super) fn skipped(&self) -> usize {
+        self.sse.skipped
+    }
+
     #[cfg(test)]
     pub(super) fn held_len(&self) -> usize {
         self.held.len()
@@ -283,6 +297,17 @@ impl Sink for Pass<'_, '_> {
             self.out.range(self.cursor, pos);
             self.cursor = pos + 1;
         }
+    }
+
+    /// An event stepped over starts and ends in this chunk, so with nothing held it passes
+    /// like one that is released: its bytes stay in the range from `cursor`.
+    fn may_skip(&self) -> bool {
+        self.hold == Hold::Idle && self.span.is_none()
+    }
+
+    fn skipped(&mut self) {
+        // As its first line would have.
+        self.drop_lf = false;
     }
 
     fn member_start(&mut self, pos: usize) {

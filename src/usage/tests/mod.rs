@@ -1,5 +1,6 @@
 //! Tests of the usage scanner and the SSE usage-chunk stripper, with shared split helpers.
 
+mod fast_path;
 mod fixtures;
 mod members;
 mod oracle;
