@@ -1,6 +1,7 @@
 //! Native micro-benchmark of the filter's pure hot functions (issue 7): body parse + rewrite
-//! (1 KiB, 64 KiB, 1 MiB), model resolution, weighted and sticky picks, SSE usage scanning and
-//! usage-chunk stripping, and the plugin-configuration compile.
+//! (1 KiB, 64 KiB, 1 MiB; parse alone also of 64 KiB of ASCII prose and of CJK text), model
+//! resolution, weighted and sticky picks, SSE usage scanning and usage-chunk stripping, and
+//! the plugin-configuration compile.
 //!
 //! `cargo bench` (std only, `harness = false`: no criterion, so the bench builds offline with the
 //! crate's own dependencies and runs in seconds). Arguments:
@@ -82,6 +83,22 @@ fn chat_body(size: usize, stream: bool) -> Vec<u8> {
     filler.resize(room, b'x');
     out.extend_from_slice(&filler);
     out.extend_from_slice(tail.as_bytes());
+    out
+}
+
+/// A chat request of exactly `size` bytes whose one message is `unit` repeated (then `x`s):
+/// the scanner's two extremes, plain ASCII prose (no stop inside the string) and CJK text (all
+/// of it UTF-8 to validate).
+fn text_body(size: usize, unit: &str) -> Vec<u8> {
+    let head = br#"{"model":"chat","messages":[{"role":"user","content":""#;
+    let tail = br#""}]}"#;
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(head);
+    while out.len() + unit.len() + tail.len() <= size {
+        out.extend_from_slice(unit.as_bytes());
+    }
+    out.resize(size - tail.len(), b'x');
+    out.extend_from_slice(tail);
     out
 }
 
@@ -332,6 +349,17 @@ fn main() {
         b.run(&format!("request_path/{label}"), Some(size), || {
             roll = roll.wrapping_add(0x9E37_79B9_7F4A_7C15);
             request_path(&cfg, &body, roll)
+        });
+    }
+    for (label, unit) in [
+        ("ascii", "The quick brown fox jumps over the lazy dog. "),
+        ("cjk", "日本語のテキストです。中文文本。"),
+    ] {
+        let size = 64 * 1024;
+        let body = text_body(size, unit);
+        assert_len(&body, size);
+        b.run(&format!("body/parse/64KiB-{label}"), Some(size), || {
+            body::parse(&body).map(|p| p.stream())
         });
     }
     let body = chat_body(1024, true);
