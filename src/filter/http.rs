@@ -469,10 +469,15 @@ impl HttpContext for Http {
         let Ok(raw) = host::header_pairs(MapType::HttpRequestHeaders) else {
             return Action::Continue;
         };
-        let headers = HeaderMap::parse(&raw).unwrap_or_default();
+        let parsed = HeaderMap::parse(&raw);
+        // Were the map ever unreadable, the headers to remove are removed blindly.
+        let unread = parsed.is_none();
+        let headers = parsed.unwrap_or_default();
         // A client can't pick a cluster, a timeout or retries.
         for h in CLIENT_CONTROL_HEADERS {
-            if headers.contains(h) && host::remove_header(MapType::HttpRequestHeaders, h).is_err() {
+            if (unread || headers.contains(h))
+                && host::remove_header(MapType::HttpRequestHeaders, h).is_err()
+            {
                 return Action::Continue;
             }
         }
@@ -530,10 +535,10 @@ impl HttpContext for Http {
             );
         }
         // Usage is read from the response: ask for it uncompressed.
-        if headers.contains("accept-encoding") {
+        if unread || headers.contains("accept-encoding") {
             let _ = host::remove_header(MapType::HttpRequestHeaders, "accept-encoding");
         }
-        self.client_authorization = headers.contains("authorization");
+        self.client_authorization = unread || headers.contains("authorization");
         if let Some(h) = &rt.cfg.sticky_header {
             self.sticky_key = headers.get(h).filter(|v| !v.is_empty()).map(<[u8]>::to_vec);
         }
