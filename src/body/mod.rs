@@ -707,8 +707,8 @@ pub fn rewrite_prefix(
     }
     edits.sort_unstable_by_key(|e| (e.at, e.end));
 
-    // Edits never overlap: sorted by start, the last one ends last.
-    let replaced = edits.last().map_or(0, |e| e.end);
+    // Everything up to the furthest edit is rebuilt; the rest stays in Envoy's buffer.
+    let replaced = edits.iter().map(|e| e.end).max().unwrap_or(0);
     let mut len = replaced;
     for e in edits.iter() {
         len = len
