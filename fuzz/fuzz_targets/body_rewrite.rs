@@ -9,10 +9,12 @@
 //!    not an object, duplicate tracked key, non-string `model`, non-boolean `stream`, ...).
 //! 2. A model-only rewrite always succeeds; its output is valid JSON whose decoded `model` is
 //!    the target, every other byte of the body unchanged (prefix and suffix of the old value,
-//!    or the body plus one appended member).
+//!    or the body with one member added right after its `{`).
 //! 3. A full plan (caps, temperature, system prompt, include_usage): output valid JSON, model
 //!    the target, every member the plan doesn't touch byte-identical and in order, touched
-//!    members changed only as documented.
+//!    members changed only as documented; members the gateway adds come first.
+//! 4. The prefix form (`rewrite_prefix`, what the filter hands Envoy) is the same edit: its
+//!    prefix followed by the body from the replaced length on is the whole rewrite.
 #![no_main]
 
 use ai_gateway_filter::body::{self, BodyError, Endpoint, Parsed, Plan};
@@ -104,7 +106,31 @@ fuzz_target!(|data: &[u8]| {
         include_usage: c1 & 0x80 != 0,
     };
     check_full_plan(raw, &parsed, endpoint, &plan);
+    check_prefix(raw, &parsed, endpoint, &plan);
 });
+
+/// 4. The prefix form is the same edit as the whole rewrite.
+fn check_prefix(raw: &[u8], parsed: &Parsed<'_>, endpoint: Endpoint, plan: &Plan<'_>) {
+    let whole = body::rewrite(raw, parsed, endpoint, plan);
+    let prefix = body::rewrite_prefix(raw, parsed, endpoint, plan);
+    match (whole, prefix) {
+        (Ok(w), Ok(p)) => {
+            assert_eq!(w.client_asked_usage, p.client_asked_usage);
+            match (w.body, p.splice) {
+                (None, None) => {}
+                (Some(w), Some((replaced, prefix))) => {
+                    assert!(replaced <= raw.len(), "replaced past the end");
+                    let mut joined = prefix;
+                    joined.extend_from_slice(&raw[replaced..]);
+                    assert_eq!(joined, w, "prefix + rest is not the whole rewrite");
+                }
+                (w, p) => panic!("whole {w:?} and prefix {p:?} disagree"),
+            }
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        (w, p) => panic!("whole {w:?} and prefix {p:?} disagree"),
+    }
+}
 
 fn assert_valid_json(out: &[u8], what: &str) {
     if let Some(ok) = serde_valid(out) {
@@ -222,7 +248,7 @@ fn check_parse(raw: &[u8], result: &Result<Parsed<'_>, BodyError>) {
     assert_eq!(parsed.client_asked_usage(), asked);
 }
 
-/// 2. Model-only plan: only the model's value changes (or one member is appended).
+/// 2. Model-only plan: only the model's value changes (or one member is added first).
 fn check_model_only(raw: &[u8], parsed: &Parsed<'_>, endpoint: Endpoint, model: &str) {
     let plan = Plan {
         model: Some(model),
@@ -258,16 +284,16 @@ fn check_model_only(raw: &[u8], parsed: &Parsed<'_>, endpoint: Endpoint, model: 
         }
         None => {
             assert_eq!(after.len(), before.len() + 1);
-            for (a, b) in before.iter().zip(&after) {
+            let first = after.first().expect("no members");
+            assert!(first.is("model"));
+            for (a, b) in before.iter().zip(&after[1..]) {
                 assert_eq!((a.key_raw, a.value), (b.key_raw, b.value));
             }
-            let last = after.last().expect("no members");
-            assert!(last.is("model"));
-            // The body up to the last member's value (or the `{`) is unchanged.
-            let keep = before.last().map_or(skip_ws(raw, 0) + 1, |m| m.value_end);
-            assert_eq!(&out[..keep], &raw[..keep]);
-            let close = &raw[keep..];
-            assert_eq!(&out[out.len() - close.len()..], close);
+            // The body up to its `{` and everything after it are unchanged.
+            let open = skip_ws(raw, 0) + 1;
+            assert_eq!(&out[..open], &raw[..open]);
+            let rest = &raw[open..];
+            assert_eq!(&out[out.len() - rest.len()..], rest);
         }
     }
 }
@@ -328,14 +354,15 @@ fn check_full_plan(raw: &[u8], parsed: &Parsed<'_>, endpoint: Endpoint, plan: &P
         .map(|m| (m.key_raw, m.value))
         .collect();
     assert_eq!(a, b, "an untouched member changed");
-    // Members present before keep their relative order and position; new ones are appended.
-    for (x, y) in before.iter().zip(&after) {
+    // Members present before keep their relative order; new ones come first.
+    let added = after.len() - before.len();
+    for (x, y) in before.iter().zip(&after[added..]) {
         assert_eq!(x.key_raw, y.key_raw, "members were reordered");
     }
-    for extra in &after[before.len()..] {
+    for extra in &after[..added] {
         assert!(
             TOUCHABLE.iter().any(|t| extra.is(t)),
-            "unexpected member appended: {:?}",
+            "unexpected member added: {:?}",
             extra.key
         );
     }
@@ -356,7 +383,7 @@ fn check_full_plan(raw: &[u8], parsed: &Parsed<'_>, endpoint: Endpoint, plan: &P
             let ns = n.to_string();
             match (old, new) {
                 // Chat: an absent member of the pair stays absent unless neither is present
-                // (then max_tokens is appended).
+                // (then max_tokens is added).
                 (None, None) if endpoint == Endpoint::Chat && !(chat_none && f == "max_tokens") => {
                 }
                 (None, Some(v)) => assert_eq!(v, ns.as_bytes()),

@@ -7,7 +7,8 @@
 //! Checked: never panics; the bytes passed on and the usage found do not depend on the
 //! chunking; the usage equals `UsageScanner` (SSE) on the same stream; a stream that can't
 //! hold a usage-only event passes byte for byte; for a well-formed stream of `data: <JSON>`
-//! events, exactly the usage-only events (`"choices":[]` with a `usage` object) are removed.
+//! events, exactly the usage-only events (`"choices":[]` with a `usage` object) and the
+//! top-level `"usage":null` members of the others are removed.
 #![no_main]
 
 use ai_gateway_filter::usage::{Format, Usage, UsageChunkStripper, UsageScanner};
@@ -71,6 +72,32 @@ fn strip<'a>(
     (out, s.usage())
 }
 
+/// The payload with its (single) top-level `usage` member removed when its value is `null`, as
+/// the stripper documents it: after another member, from the comma before it through `null`;
+/// as the first member, from its name through the comma after it (or through `null` when it
+/// is the only one). Whitespace outside that span stays.
+fn without_null_usage(payload: &[u8], ms: &[fuzz_support::RawMember<'_>]) -> Vec<u8> {
+    let Some(idx) = ms.iter().position(|m| m.is("usage") && m.value == b"null") else {
+        return payload.to_vec();
+    };
+    let u = &ms[idx];
+    let (from, to) = if idx > 0 {
+        let comma = skip_ws(payload, ms[idx - 1].value_end);
+        (comma, u.value_end)
+    } else {
+        let open = skip_ws(payload, 0);
+        let name = skip_ws(payload, open + 1);
+        if ms.len() > 1 {
+            (name, skip_ws(payload, u.value_end) + 1)
+        } else {
+            (name, u.value_end)
+        }
+    };
+    let mut out = payload[..from].to_vec();
+    out.extend_from_slice(&payload[to..]);
+    out
+}
+
 /// The expected output for a stream made only of `data: <one line>\n\n` events (LF only,
 /// no comments or other fields) whose payloads are `[DONE]` or JSON objects that serde_json
 /// accepts, with no duplicated `choices`/`usage` and a `usage` that is absent, null or an
@@ -114,7 +141,14 @@ fn oracle(body: &[u8]) -> Option<Vec<u8>> {
                 Some(u) if u.value.first() == Some(&b'{') => true,
                 Some(_) => return None,
             };
-            !(empty_choices && usage_object)
+            if !(empty_choices && usage_object) {
+                // Kept: without its top-level `"usage":null` member, if it has one.
+                let prefix = &line[..line.len() - payload.len()];
+                out.extend_from_slice(prefix);
+                out.extend_from_slice(&without_null_usage(payload, &ms));
+                out.extend_from_slice(b"\n\n");
+            }
+            false
         };
         if keep {
             out.extend_from_slice(line);
