@@ -53,10 +53,8 @@ fn reference(b: &[u8], i: usize) -> Result<(usize, bool), BodyError> {
 
 /// The scanner before the fused loop (commit 179cbe8), verbatim but for names.
 mod old {
-    use super::super::{syntax, BodyError};
-
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
+    // `skip_utf8` and the word constants are unchanged since: the old scanner uses the live ones.
+    use super::super::{skip_utf8, syntax, BodyError, HI, LO};
 
     fn find_special(b: &[u8], mut i: usize) -> usize {
         if let Some(w) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
@@ -105,42 +103,6 @@ mod old {
         let slash = x ^ (LO * b'\\' as u64);
         (((quote.wrapping_sub(LO) | slash.wrapping_sub(LO) | x.wrapping_sub(LO * 0x20)) & !x) | x)
             & HI
-    }
-
-    fn skip_utf8(b: &[u8], i: usize) -> Result<usize, BodyError> {
-        let mut k = i;
-        while let Some(w) = b
-            .get(k..k + 4)
-            .and_then(|w| <[u8; 4]>::try_from(w).ok())
-            .map(u32::from_le_bytes)
-        {
-            let lead = w as u8;
-            if w & 0x00C0_C0F0 == 0x0080_80E0 && lead != 0xE0 && lead != 0xED {
-                k += 3;
-                continue;
-            }
-            if lead < 0x80 {
-                return Ok(k);
-            }
-            let second = (w >> 8) as u8;
-            k += match lead {
-                0xC2..=0xDF if w & 0xC000 == 0x8000 => 2,
-                0xE0 if w & 0xC0_C000 == 0x80_8000 && second >= 0xA0 => 3,
-                0xED if w & 0xC0_C000 == 0x80_8000 && second < 0xA0 => 3,
-                0xF1..=0xF3 if w & 0xC0C0_C000 == 0x8080_8000 => 4,
-                0xF0 if w & 0xC0C0_C000 == 0x8080_8000 && second >= 0x90 => 4,
-                0xF4 if w & 0xC0C0_C000 == 0x8080_8000 && second < 0x90 => 4,
-                _ => return Err(BodyError::InvalidUtf8 { offset: k }),
-            };
-        }
-        let tail = b.get(k..).unwrap_or_default();
-        let run = tail.iter().take_while(|&&c| c >= 0x80).count();
-        match std::str::from_utf8(tail.get(..run).unwrap_or_default()) {
-            Ok(_) => Ok(k + run),
-            Err(e) => Err(BodyError::InvalidUtf8 {
-                offset: k + e.valid_up_to(),
-            }),
-        }
     }
 
     pub(super) fn scan_string(b: &[u8], i: usize) -> Result<(usize, bool), BodyError> {
