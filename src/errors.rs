@@ -1,6 +1,9 @@
 //! Errors the gateway answers itself, as OpenAI-style JSON bodies
-//! `{"error":{"message","type","code"}}` (SPEC "Errors").
+//! `{"error":{"message","type","code"}}` (docs/design.md, "Request path"). Each error has one
+//! code, used as the body's `code`, the `reason` label of `ai_gateway_rejected_total` and, with
+//! an `ai_gateway_` prefix, Envoy's response details (`%RESPONSE_CODE_DETAILS%`).
 
+use crate::metrics::RejectReason;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,12 +40,29 @@ impl GatewayError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    /// The `reason` label of the rejected-requests counter.
+    pub fn reject_reason(&self) -> RejectReason {
         match self {
-            GatewayError::InvalidRequest(_) => "invalid_request",
-            GatewayError::ModelNotFound(_) => "model_not_found",
-            GatewayError::NoHealthyTarget { .. } => "no_healthy_target",
-            GatewayError::Misconfigured => "gateway_misconfigured",
+            GatewayError::InvalidRequest(_) => RejectReason::InvalidRequest,
+            GatewayError::ModelNotFound(_) => RejectReason::ModelNotFound,
+            GatewayError::NoHealthyTarget { .. } => RejectReason::NoHealthyTarget,
+            GatewayError::Misconfigured => RejectReason::Misconfigured,
+        }
+    }
+
+    /// The OpenAI error `code`: the same string as the reject reason's label.
+    pub fn code(&self) -> &'static str {
+        self.reject_reason().label()
+    }
+
+    /// Envoy's response details for the local reply (`ai_gateway_<code>`, except for
+    /// `gateway_misconfigured`, whose details have always been `ai_gateway_misconfigured`).
+    pub fn details(&self) -> &'static str {
+        match self {
+            GatewayError::InvalidRequest(_) => "ai_gateway_invalid_request",
+            GatewayError::ModelNotFound(_) => "ai_gateway_model_not_found",
+            GatewayError::NoHealthyTarget { .. } => "ai_gateway_no_healthy_target",
+            GatewayError::Misconfigured => "ai_gateway_misconfigured",
         }
     }
 

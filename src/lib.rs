@@ -11,8 +11,12 @@ pub mod errors;
 pub mod header_map;
 pub mod metrics;
 pub mod models_endpoint;
+pub mod request;
+pub mod response;
 pub mod rng;
 pub mod routing;
+pub mod stats;
+pub mod store;
 pub mod usage;
 
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]

@@ -1,10 +1,15 @@
-//! Which model serves a request: resolve the requested name (SPEC "Request path" step 2),
-//! then pick among a route's targets by weight (step 3), at random or sticky.
+//! Which model serves a request: resolve the requested name, then pick among a route's
+//! targets by weight, at random or sticky, through the circuit breakers (docs/design.md,
+//! "Request path").
 //!
 //! Randomness and target health are inputs, so tests pin the distribution exactly.
 
+use crate::breaker::{Admission, Breakers};
 use crate::config::{route_labels, Config, ModelId, Named, Route, RouteId, UnknownModelsPolicy};
+use crate::errors::GatewayError;
+use crate::metrics::RouteLabel;
 use crate::rng::{fnv1a64, mix64};
+use crate::store::SharedStore;
 
 /// What the requested model name resolves to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,13 +44,85 @@ pub fn resolve(cfg: &Config, requested: Option<&str>) -> Resolution {
     }
 }
 
-/// The label of a route for headers and metrics.
-pub fn route_label(cfg: &Config, resolution: Resolution) -> &str {
-    match resolution {
-        Resolution::Route(r) => cfg.routes.get(r).map_or("", |r| r.name.as_str()),
-        Resolution::Model(_) => route_labels::DIRECT,
-        Resolution::Passthrough => route_labels::PASSTHROUGH,
-        Resolution::Reject => "",
+/// The name of a route label, for the `x-ai-gateway-route` header and the `route` label.
+pub fn route_name(cfg: &Config, route: RouteLabel) -> &str {
+    match route {
+        RouteLabel::Route(r) => cfg.routes.get(r).map_or("", |r| r.name.as_str()),
+        RouteLabel::Direct => route_labels::DIRECT,
+        RouteLabel::Passthrough => route_labels::PASSTHROUGH,
+    }
+}
+
+/// How a pick chooses among the healthy targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chooser<'a> {
+    /// Weighted rendezvous hash of the sticky header's value.
+    Sticky(&'a [u8]),
+    /// Weighted random pick with these 64 random bits.
+    Roll(u64),
+}
+
+impl Chooser<'_> {
+    fn choose(self, route: &Route, available: impl Fn(ModelId) -> bool) -> Option<ModelId> {
+        match self {
+            Chooser::Sticky(key) => pick_sticky(route, available, key),
+            Chooser::Roll(roll) => pick_weighted(route, available, roll),
+        }
+    }
+}
+
+/// The outcome of [`pick`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Picked {
+    pub model: ModelId,
+    /// The request is the model's half-open probe: record its outcome as such.
+    pub probe: bool,
+    /// The model the same roll (or key) picks with every circuit closed, when it is another
+    /// one: the pick failed over from it.
+    pub failover_from: Option<ModelId>,
+}
+
+/// Picks among a route's targets: the healthy ones by weight (or sticky hash), admitting
+/// through the circuit breaker. A target whose admission is refused (its half-open probe is
+/// taken) leaves the pick and the pick runs again. `503 no_healthy_target` when none is left.
+pub fn pick<S: SharedStore>(
+    cfg: &Config,
+    route_id: RouteId,
+    breakers: &Breakers<S>,
+    chooser: Chooser,
+    now_ms: u64,
+) -> Result<Picked, GatewayError> {
+    let route = cfg
+        .routes
+        .get(route_id)
+        .ok_or(GatewayError::Misconfigured)?;
+    breakers.refresh();
+    // What the pick would be with every circuit closed: a different final choice is a
+    // failover (the same roll or key keeps the two comparable).
+    let natural = chooser.choose(route, |_| true);
+    let mut excluded: Vec<ModelId> = Vec::new();
+    loop {
+        let chosen = chooser.choose(route, |m| {
+            !excluded.contains(&m) && breakers.available(m, now_ms)
+        });
+        let Some(model) = chosen else {
+            let retry_after_s =
+                breakers.retry_after_s(route.targets.iter().map(|t| t.model), now_ms);
+            return Err(GatewayError::NoHealthyTarget {
+                route: route.name.clone(),
+                retry_after_s,
+            });
+        };
+        match breakers.admit(model, now_ms) {
+            Admission::Rejected => excluded.push(model),
+            admission => {
+                return Ok(Picked {
+                    model,
+                    probe: admission == Admission::Probe,
+                    failover_from: natural.filter(|&n| n != model),
+                })
+            }
+        }
     }
 }
 
@@ -165,11 +242,14 @@ mod tests {
     #[test]
     fn labels_routes_for_headers_and_metrics() {
         let c = split_90_10();
-        assert_eq!(route_label(&c, Resolution::Route(0)), "chat");
-        assert_eq!(route_label(&c, Resolution::Model(0)), "_direct");
-        assert_eq!(route_label(&c, Resolution::Passthrough), "_passthrough");
+        assert_eq!(route_name(&c, RouteLabel::Route(0)), "chat");
+        assert_eq!(route_name(&c, RouteLabel::Direct), "_direct");
+        assert_eq!(route_name(&c, RouteLabel::Passthrough), "_passthrough");
         let implicit = cfg(r#"{"models":[{"name":"a","version":"1.0.0","weight":1}]}"#);
-        assert_eq!(route_label(&implicit, resolve(&implicit, None)), "_default");
+        let Resolution::Route(r) = resolve(&implicit, None) else {
+            panic!("the implicit route serves unknown models");
+        };
+        assert_eq!(route_name(&implicit, RouteLabel::Route(r)), "_default");
     }
 
     #[test]

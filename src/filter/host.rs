@@ -11,7 +11,7 @@
 #![allow(clashing_extern_declarations)]
 
 use proxy_wasm::types::{BufferType, MapType, MetricType};
-use std::ptr::{null, null_mut};
+use std::ptr::null_mut;
 
 /// A proxy-wasm status other than Ok (the raw value, for logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,7 +247,3 @@ pub fn increment_metric(id: u32, offset: i64) -> Result<(), Status> {
 pub fn record_metric(id: u32, value: u64) -> Result<(), Status> {
     check(unsafe { proxy_record_metric(id, value) })
 }
-
-// Keep `null` imported for callers that pass empty slices; slices are never null here.
-#[allow(dead_code)]
-const _NULL: *const u8 = null();

@@ -6,15 +6,18 @@ mod host;
 mod http;
 mod stores;
 
+use crate::breaker::Breakers;
 use crate::config::{self, Config, KeyInjection};
 use crate::metrics::Series;
+use crate::response::Costs;
 use crate::rng::SplitMix64;
+use crate::stats::Stats;
 use log::{error, info, warn};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel};
 use std::cell::RefCell;
 use std::rc::Rc;
-use stores::{Breakers, Costs, Metrics};
+use stores::{HostStore, Metrics};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Trace);
@@ -36,7 +39,17 @@ pub(crate) struct Runtime {
     models_paths: Vec<String>,
     metrics: Metrics,
     costs: Costs,
-    breakers: Breakers,
+    breakers: Breakers<HostStore>,
+}
+
+impl Stats for Runtime {
+    fn add(&self, series: Series, n: u64) {
+        self.metrics.add(&self.cfg, series, n);
+    }
+
+    fn record(&self, series: Series, value: u64) {
+        self.metrics.record(&self.cfg, series, value);
+    }
 }
 
 #[derive(Default)]
@@ -104,7 +117,7 @@ impl RootContext for Root {
             models_paths: models_paths(&cfg),
             metrics: Metrics::default(),
             costs: Costs::new(cfg.models.len()),
-            breakers: Breakers::new(&cfg),
+            breakers: Breakers::new(&cfg, HostStore),
             cfg,
         };
         // Publish the circuit gauges as they stand (state survives reconfiguration and VM
@@ -112,9 +125,7 @@ impl RootContext for Root {
         runtime.breakers.refresh();
         for model in 0..runtime.cfg.models.len() {
             let open = u64::from(runtime.breakers.is_open(model));
-            runtime
-                .metrics
-                .record(&runtime.cfg, Series::CircuitOpen(model), open);
+            runtime.record(Series::CircuitOpen(model), open);
         }
         self.runtime = Some(Rc::new(runtime));
         true

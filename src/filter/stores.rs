@@ -1,14 +1,13 @@
-//! Per-configuration state the HTTP contexts share inside one VM, and the state shared with the
-//! other workers' VMs through proxy-wasm shared data: metric ids, cost remainders, circuit
-//! breakers.
+//! The host's side of the pure core's stores: Envoy stats behind [`Metrics`] (the
+//! [`crate::stats::Stats`] sink) and proxy-wasm shared data behind [`HostStore`] (the
+//! [`crate::store::SharedStore`] the circuit breakers use).
 
 use super::host;
-use crate::breaker::{Admission, BreakerConfig, Outcome, Phase, TargetState, Transition};
-use crate::config::{Config, ModelId};
+use crate::config::Config;
 use crate::metrics::{Kind, Series};
 use crate::rng::WordHash;
-use crate::usage::{CostAccumulator, Price, Usage};
-use log::{debug, warn};
+use crate::store::{SharedStore, StoreError};
+use log::warn;
 use proxy_wasm::types::MetricType;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -63,209 +62,21 @@ impl Metrics {
     }
 }
 
-// === impl Costs ===
+// === impl HostStore ===
 
-/// Per-model remainders of the exact cost arithmetic (see [`CostAccumulator`]).
-pub struct Costs {
-    by_model: RefCell<Vec<CostAccumulator>>,
-}
+/// proxy-wasm shared data: one store for every VM of the same `vm_id`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostStore;
 
-impl Costs {
-    pub fn new(models: usize) -> Self {
-        Costs {
-            by_model: RefCell::new(vec![CostAccumulator::default(); models]),
-        }
+impl SharedStore for HostStore {
+    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, u32), StoreError> {
+        host::shared_data(key).map_err(|host::Status(s)| StoreError::Failed(s))
     }
 
-    /// Whole micro-dollars to add to the counter for this usage.
-    pub fn add(&self, model: ModelId, usage: Usage, price: Price) -> u64 {
-        self.by_model
-            .borrow_mut()
-            .get_mut(model)
-            .map_or(0, |acc| acc.add(usage, price))
-    }
-}
-
-// === impl Breakers ===
-
-/// How many times a compare-and-swap is retried when another worker wrote in between.
-const CAS_ATTEMPTS: usize = 8;
-/// Bumped on every circuit transition, so workers know when to re-read the states.
-const GENERATION_KEY: &str = "ai_gateway.breaker.generation";
-
-/// The circuit breakers of every model, shared by all workers.
-///
-/// Each target's state is a blob under `ai_gateway.breaker.<name>@<version>`, updated with
-/// compare-and-swap. To keep the pick cheap, each VM caches the decoded states and re-reads
-/// them only when the generation key changed (a transition happened somewhere): one host call
-/// per pick in the steady state. Time-based changes (open → half-open) need no write: they are
-/// computed from the cached state and the current time.
-pub struct Breakers {
-    cfg: BreakerConfig,
-    keys: Vec<String>,
-    cache: RefCell<Cache>,
-    /// Encoding buffer reused by every write (no allocation per request).
-    scratch: RefCell<Vec<u8>>,
-}
-
-struct Cache {
-    generation: Option<u32>,
-    states: Vec<TargetState>,
-}
-
-impl Breakers {
-    pub fn new(cfg: &Config) -> Self {
-        let b = cfg.breaker;
-        Breakers {
-            cfg: BreakerConfig {
-                threshold: b.threshold,
-                window_ms: b.window_s.saturating_mul(1000),
-                min_requests: b.min_requests,
-                cooldown_ms: b.cooldown_s.saturating_mul(1000),
-            },
-            keys: cfg
-                .models
-                .iter()
-                .map(|m| format!("ai_gateway.breaker.{}@{}", m.name, m.version_label))
-                .collect(),
-            cache: RefCell::new(Cache {
-                generation: None,
-                states: vec![TargetState::default(); cfg.models.len()],
-            }),
-            scratch: RefCell::new(Vec::new()),
-        }
-    }
-
-    fn load(&self, model: ModelId) -> (TargetState, u32) {
-        let Some(key) = self.keys.get(model) else {
-            return (TargetState::default(), 0);
-        };
-        match host::shared_data(key) {
-            Ok((Some(bytes), cas)) => (TargetState::decode(&bytes).unwrap_or_default(), cas),
-            Ok((None, cas)) => (TargetState::default(), cas),
-            Err(_) => (TargetState::default(), 0),
-        }
-    }
-
-    /// Refreshes the cache when another worker (or this one) made a transition.
-    pub fn refresh(&self) {
-        let generation = host::shared_data(GENERATION_KEY).map_or(None, |(_, cas)| Some(cas));
-        let mut cache = self.cache.borrow_mut();
-        if cache.generation == generation && generation.is_some() {
-            return;
-        }
-        for model in 0..self.keys.len() {
-            let (state, _) = self.load(model);
-            if let Some(slot) = cache.states.get_mut(model) {
-                *slot = state;
-            }
-        }
-        cache.generation = generation;
-    }
-
-    fn bump_generation() {
-        let _ = host::set_shared_data(GENERATION_KEY, b"", 0);
-    }
-
-    /// May the pick choose this model now (from the cache)?
-    pub fn available(&self, model: ModelId, now_ms: u64) -> bool {
-        self.cache
-            .borrow()
-            .states
-            .get(model)
-            .is_none_or(|s| s.available(now_ms, &self.cfg))
-    }
-
-    /// Seconds until the earliest of these models may be tried again (at least 1).
-    pub fn retry_after_s(&self, models: impl Iterator<Item = ModelId>, now_ms: u64) -> u64 {
-        let cache = self.cache.borrow();
-        models
-            .filter_map(|m| cache.states.get(m))
-            .map(|s| s.retry_after_s(now_ms, &self.cfg))
-            .min()
-            .unwrap_or(1)
-            .max(1)
-    }
-
-    /// Admits a request to the picked model. A closed circuit needs no write; a half-open one
-    /// hands out its single probe through compare-and-swap.
-    pub fn admit(&self, model: ModelId, now_ms: u64) -> Admission {
-        let phase = self
-            .cache
-            .borrow()
-            .states
-            .get(model)
-            .map_or(Phase::Closed, |s| s.phase(now_ms, &self.cfg));
-        if phase == Phase::Closed {
-            return Admission::Allowed;
-        }
-        let Some(key) = self.keys.get(model) else {
-            return Admission::Allowed;
-        };
-        let mut buf = self.scratch.borrow_mut();
-        for _ in 0..CAS_ATTEMPTS {
-            let (mut state, cas) = self.load(model);
-            let admission = state.admit(now_ms, &self.cfg);
-            if admission != Admission::Probe {
-                self.store_in_cache(model, state);
-                return admission;
-            }
-            state.encode_into(&mut buf);
-            match host::set_shared_data(key, &buf, cas) {
-                Ok(()) => {
-                    self.store_in_cache(model, state);
-                    Self::bump_generation();
-                    debug!("ai-gateway: probe admitted to {key}");
-                    return Admission::Probe;
-                }
-                Err(host::Status(host::CAS_MISMATCH)) => continue,
-                Err(_) => break,
-            }
-        }
-        Admission::Rejected
-    }
-
-    fn store_in_cache(&self, model: ModelId, state: TargetState) {
-        if let Some(slot) = self.cache.borrow_mut().states.get_mut(model) {
-            *slot = state;
-        }
-    }
-
-    /// Records a finished request's outcome; returns the transition it caused.
-    pub fn record(&self, model: ModelId, outcome: Outcome, probe: bool, now_ms: u64) -> Transition {
-        let Some(key) = self.keys.get(model) else {
-            return Transition::None;
-        };
-        let mut buf = self.scratch.borrow_mut();
-        for _ in 0..CAS_ATTEMPTS {
-            let (mut state, cas) = self.load(model);
-            let transition = state.record(now_ms, outcome, probe, &self.cfg);
-            state.encode_into(&mut buf);
-            match host::set_shared_data(key, &buf, cas) {
-                Ok(()) => {
-                    if transition != Transition::None {
-                        self.store_in_cache(model, state);
-                        Self::bump_generation();
-                    }
-                    return transition;
-                }
-                Err(host::Status(host::CAS_MISMATCH)) => continue,
-                Err(s) => {
-                    warn!("ai-gateway: could not store a circuit state (status {s:?})");
-                    break;
-                }
-            }
-        }
-        debug!("ai-gateway: outcome for {key} dropped after {CAS_ATTEMPTS} conflicting writes");
-        Transition::None
-    }
-
-    /// Whether the circuit is open or half-open (for the gauge), from the cache.
-    pub fn is_open(&self, model: ModelId) -> bool {
-        self.cache
-            .borrow()
-            .states
-            .get(model)
-            .is_some_and(TargetState::is_open)
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
+        host::set_shared_data(key, value, cas).map_err(|host::Status(s)| match s {
+            host::CAS_MISMATCH => StoreError::Stale,
+            s => StoreError::Failed(s),
+        })
     }
 }

@@ -1,0 +1,354 @@
+//! The request's decisions, without the host: which client headers go, whether the gateway
+//! answers itself, and — once the body is read — which model serves it, the body edit and the
+//! headers to upstream (docs/design.md, "Request path").
+//!
+//! The filter's HTTP context (`src/filter/http.rs`) reads the headers and the body from Envoy,
+//! calls [`on_headers`] and [`route`], and applies what they return.
+
+use crate::body::{self, Endpoint, Plan};
+use crate::breaker::{Breakers, Outcome};
+use crate::config::Config;
+use crate::config::{EndpointKind, KeyInjection, ModelId};
+use crate::errors::GatewayError;
+use crate::header_map::HeaderMap;
+use crate::metrics::{ModelLabel, RouteLabel};
+use crate::routing::{self, Chooser, Resolution};
+use crate::store::SharedStore;
+
+/// The header the shipped Envoy routes read (`cluster_header`) to pick the upstream cluster.
+pub const CLUSTER_HEADER: &str = "x-ai-gateway-cluster";
+/// Envoy's per-request timeout header; the gateway sets it from `timeout_ms`.
+pub const TIMEOUT_HEADER: &str = "x-envoy-upstream-rq-timeout-ms";
+/// With `key_injection: upstream`: marks the requests whose attempts get the provider key, so
+/// requests the gateway doesn't handle never carry it. In the shipped configs a
+/// `header_to_metadata` filter after this one moves the marker into dynamic metadata (every
+/// retry sees it there; a header removed by the first attempt's upstream filters would be gone
+/// for the next) and the cluster's upstream filters inject the key where it is set.
+pub const INJECT_KEY_HEADER: &str = "x-ai-gateway-inject-key";
+/// Envoy control headers a client must not use to change how the provider is called.
+pub const CLIENT_CONTROL_HEADERS: [&str; 6] = [
+    CLUSTER_HEADER,
+    TIMEOUT_HEADER,
+    INJECT_KEY_HEADER,
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-max-retries",
+    "x-envoy-retry-on",
+];
+/// Longest client-supplied text quoted back in an error message.
+pub const MAX_ECHO: usize = 200;
+
+/// What the request-headers phase decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// `GET <prefix>/models`: answer with the rendered model list.
+    ServeModels,
+    /// Not an API request: it goes to the default cluster untouched, without the provider key.
+    PassThrough,
+    /// Answer locally with this error.
+    Answer(GatewayError),
+    /// An API request: hold the headers until the whole body is read.
+    Hold(Held),
+}
+
+/// What the body phase needs from the request headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub endpoint: EndpointKind,
+    /// The sticky header's value, when configured and present (not empty).
+    pub sticky_key: Option<Vec<u8>>,
+    /// The client sent an `authorization` header of its own (or the map was unreadable).
+    pub client_authorization: bool,
+    /// Remove `accept-encoding`: usage is read from the response, which must be uncompressed.
+    pub remove_accept_encoding: bool,
+}
+
+/// The request-headers phase: headers to remove first, then the decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadersPlan {
+    /// Client copies of the headers the gateway owns. If one can't be removed, the glue lets the
+    /// request pass untouched rather than send it on with a client-chosen cluster or timeout.
+    pub remove: Vec<&'static str>,
+    pub decision: Decision,
+}
+
+/// The header-phase inputs that come from the configuration and the VM, not the request.
+pub struct Gateway<'a> {
+    pub cfg: &'a Config,
+    /// The `GET` paths answered with the model list.
+    pub models_paths: &'a [String],
+    /// The provider key is usable (or injected upstream): API requests can be served.
+    pub key_ready: bool,
+}
+
+/// Decides what to do with a request from its headers. `headers` is `None` when the map could
+/// not be read: then every header the gateway owns is removed blindly.
+pub fn on_headers(gw: &Gateway, headers: Option<&HeaderMap>, end_of_stream: bool) -> HeadersPlan {
+    let unread = headers.is_none();
+    let empty = HeaderMap::default();
+    let headers = headers.unwrap_or(&empty);
+    let remove: Vec<&'static str> = CLIENT_CONTROL_HEADERS
+        .into_iter()
+        .filter(|h| unread || headers.contains(h))
+        .collect();
+    let plan = |decision| HeadersPlan {
+        remove: remove.clone(),
+        decision,
+    };
+
+    let method = headers.get(":method").unwrap_or_default();
+    let raw_path = headers.get(":path").unwrap_or_default();
+    let path_end = raw_path
+        .iter()
+        .position(|&b| b == b'?' || b == b'#')
+        .unwrap_or(raw_path.len());
+    let path = std::str::from_utf8(&raw_path[..path_end]).unwrap_or("");
+
+    if method == b"GET" && gw.models_paths.iter().any(|p| p == path) {
+        return plan(Decision::ServeModels);
+    }
+    let endpoint = match gw.cfg.endpoint(path) {
+        Some(kind) if method == b"POST" => kind,
+        _ => return plan(Decision::PassThrough),
+    };
+    if !gw.key_ready {
+        return plan(Decision::Answer(GatewayError::Misconfigured));
+    }
+    if let Some(enc) = headers.get("content-encoding") {
+        if !enc.eq_ignore_ascii_case(b"identity") {
+            return plan(Decision::Answer(GatewayError::InvalidRequest(format!(
+                "compressed request bodies are not supported (content-encoding: {}); send plain JSON",
+                truncate(&String::from_utf8_lossy(enc), 40)
+            ))));
+        }
+    }
+    if end_of_stream {
+        return plan(Decision::Answer(GatewayError::InvalidRequest(
+            "the request body is empty; expected a JSON object".into(),
+        )));
+    }
+    let sticky_key = gw
+        .cfg
+        .sticky_header
+        .as_deref()
+        .and_then(|h| headers.get(h))
+        .filter(|v| !v.is_empty())
+        .map(<[u8]>::to_vec);
+    plan(Decision::Hold(Held {
+        endpoint,
+        sticky_key,
+        client_authorization: unread || headers.contains("authorization"),
+        remove_accept_encoding: unread || headers.contains("accept-encoding"),
+    }))
+}
+
+/// What served a request, kept for the response and the access accounting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Served {
+    pub route: RouteLabel,
+    pub model: ModelLabel,
+    /// This request is its circuit's half-open probe.
+    pub probe: bool,
+    pub stream: bool,
+    /// The gateway asked the provider for a usage chunk the client didn't ask for.
+    pub strip_usage: bool,
+}
+
+/// A header edit on the way upstream, in the order to apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderEdit {
+    Set(&'static str, Vec<u8>),
+    Remove(&'static str),
+}
+
+/// Everything the body phase decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routed {
+    pub served: Served,
+    /// `(replaced, prefix)`: swap the first `replaced` bytes of the body for `prefix`.
+    pub splice: Option<(usize, Vec<u8>)>,
+    /// Header edits, after the body edit (content-length first, when the length changed).
+    pub headers: Vec<HeaderEdit>,
+    /// The pick left the model it would have chosen with every circuit closed:
+    /// `(from, to)` for the failover counter.
+    pub failover: Option<(ModelId, ModelId)>,
+}
+
+/// The body-phase inputs that don't come from the body.
+pub struct RouteInput<'a> {
+    pub endpoint: EndpointKind,
+    pub sticky_key: Option<&'a [u8]>,
+    /// 64 random bits for a weighted pick (unused when sticky).
+    pub roll: u64,
+    pub now_ms: u64,
+    /// `Bearer <key>` when the filter injects the key; `None` when missing or injected upstream.
+    pub authorization: Option<&'a [u8]>,
+    pub client_authorization: bool,
+}
+
+/// Resolves the requested model, picks a target, rewrites the body and decides the upstream
+/// headers. Errors are answered locally.
+pub fn route<S: SharedStore>(
+    cfg: &Config,
+    breakers: &Breakers<S>,
+    body: &[u8],
+    input: &RouteInput,
+) -> Result<Routed, GatewayError> {
+    let parsed = body::parse(body).map_err(|e| GatewayError::InvalidRequest(e.to_string()))?;
+    let resolution = routing::resolve(cfg, parsed.model());
+    let mut failover = None;
+    let (route, target, probe) = match resolution {
+        Resolution::Reject => {
+            let requested = parsed.model().unwrap_or("");
+            return Err(GatewayError::ModelNotFound(truncate(requested, MAX_ECHO)));
+        }
+        Resolution::Passthrough => (RouteLabel::Passthrough, None, false),
+        // The client's preferred model is honoured even while its circuit is open: the
+        // breaker steers the gateway's own choices (routes), not explicit requests.
+        Resolution::Model(m) => (RouteLabel::Direct, Some(m), false),
+        Resolution::Route(r) => {
+            let chooser = match input.sticky_key {
+                Some(key) => Chooser::Sticky(key),
+                None => Chooser::Roll(input.roll),
+            };
+            let picked = routing::pick(cfg, r, breakers, chooser, input.now_ms)?;
+            failover = picked.failover_from.map(|from| (from, picked.model));
+            (RouteLabel::Route(r), Some(picked.model), picked.probe)
+        }
+    };
+
+    let mut headers = Vec::with_capacity(4);
+    let mut splice = None;
+    let mut strip_usage = false;
+    let model = target.and_then(|m| cfg.models.get(m));
+    if let Some(t) = model {
+        let plan = Plan {
+            model: Some(&t.name),
+            max_tokens: t.max_tokens,
+            temperature: t.temperature,
+            system_prompt: t.system_prompt.as_deref(),
+            include_usage: cfg.stream_usage,
+        };
+        let rewrite = body::rewrite_prefix(body, &parsed, endpoint_of(input.endpoint), &plan)
+            .map_err(|e| GatewayError::InvalidRequest(e.to_string()))?;
+        strip_usage = cfg.stream_usage
+            && parsed.stream()
+            && !rewrite.client_asked_usage
+            && matches!(
+                input.endpoint,
+                EndpointKind::Chat | EndpointKind::Completions
+            );
+        if let Some((replaced, prefix)) = rewrite.splice {
+            // Setting the body does not fix content-length (docs/design.md, "Envoy facts the
+            // code depends on"): without this the upstream reads the extra bytes as the next
+            // request on the connection.
+            let len = body.len().saturating_sub(replaced) + prefix.len();
+            headers.push(HeaderEdit::Set(
+                "content-length",
+                len.to_string().into_bytes(),
+            ));
+            splice = Some((replaced, prefix));
+        }
+    }
+
+    let (cluster, timeout) = match model {
+        Some(t) => (t.cluster.as_str(), t.timeout_header.as_str()),
+        None => (cfg.cluster.as_str(), cfg.timeout_header()),
+    };
+    match (cfg.key_injection, input.authorization) {
+        (KeyInjection::Filter, Some(auth)) => {
+            headers.push(HeaderEdit::Set("authorization", auth.to_vec()));
+        }
+        (KeyInjection::Filter, None) => return Err(GatewayError::Misconfigured),
+        // The cluster's upstream filter sets the key per attempt; the client's own
+        // `authorization` never reaches the provider either way.
+        (KeyInjection::Upstream, _) => {
+            if input.client_authorization {
+                headers.push(HeaderEdit::Remove("authorization"));
+            }
+            headers.push(HeaderEdit::Set(INJECT_KEY_HEADER, b"1".to_vec()));
+        }
+    }
+    headers.push(HeaderEdit::Set(CLUSTER_HEADER, cluster.as_bytes().to_vec()));
+    headers.push(HeaderEdit::Set(TIMEOUT_HEADER, timeout.as_bytes().to_vec()));
+
+    let model_label = match target {
+        Some(m) => ModelLabel::Model(m),
+        None => ModelLabel::Passthrough,
+    };
+    Ok(Routed {
+        served: Served {
+            route,
+            model: model_label,
+            probe,
+            stream: parsed.stream(),
+            strip_usage,
+        },
+        splice,
+        headers,
+        failover,
+    })
+}
+
+/// The breaker's verdict on a finished request, from the status the client got and Envoy's
+/// `response.code_details`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The client went away before an answer: says nothing about the model.
+    Ignore,
+    Success,
+    Failure(crate::metrics::ErrorType),
+}
+
+impl Verdict {
+    pub fn of(status: u64, details: &str) -> Verdict {
+        if status == 0 || details.starts_with("downstream_") {
+            return Verdict::Ignore;
+        }
+        let code = u32::try_from(status).unwrap_or(0);
+        match crate::metrics::ErrorType::classify(code, details) {
+            Some(e) => Verdict::Failure(e),
+            None => Verdict::Success,
+        }
+    }
+
+    /// The breaker outcome, when the request counts.
+    pub fn outcome(self) -> Option<Outcome> {
+        match self {
+            Verdict::Ignore => None,
+            Verdict::Success => Some(Outcome::Success),
+            Verdict::Failure(_) => Some(Outcome::Failure),
+        }
+    }
+}
+
+/// Whether Envoy's response details can change the verdict: an error, a stream (a 200 cut by a
+/// timeout or reset), or no response headers at all (status 0). Reading them is a
+/// data-returning host call, skipped for a plain success.
+pub fn needs_details(status: u64, stream: bool) -> bool {
+    !(200..300).contains(&status) || stream
+}
+
+pub(crate) fn endpoint_of(kind: EndpointKind) -> Endpoint {
+    match kind {
+        EndpointKind::Chat => Endpoint::Chat,
+        EndpointKind::Completions => Endpoint::Completions,
+        EndpointKind::Embeddings => Endpoint::Embeddings,
+        EndpointKind::Responses => Endpoint::Responses,
+        EndpointKind::Other => Endpoint::Other,
+    }
+}
+
+/// At most `max` bytes of `s` (on a character boundary), with `…` when cut.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,195 @@
+//! The response's decisions, without the host: the headers that tell the client what served
+//! it, how the body is observed for usage (never buffered, never paused), and the accounting of
+//! a finished request — metrics, cost, the circuit breaker's outcome (docs/design.md,
+//! "Request path" and "Metrics and labels").
+
+use crate::breaker::{Breakers, Transition};
+use crate::config::{Config, ModelId};
+use crate::header_map::HeaderMap;
+use crate::metrics::{ModelLabel, Series, TokenType};
+use crate::request::{Served, Verdict};
+use crate::routing;
+use crate::stats::Stats;
+use crate::store::SharedStore;
+use crate::usage::{CostAccumulator, Format, Usage, UsageChunkStripper, UsageScanner};
+use log::{info, warn};
+use std::cell::RefCell;
+
+/// How the response body is observed.
+pub enum Observer {
+    None,
+    Scan(UsageScanner),
+    /// The gateway asked for a usage chunk the client didn't: it is read and removed.
+    Strip(Box<UsageChunkStripper>),
+}
+
+impl Observer {
+    pub fn usage(&self) -> Option<Usage> {
+        match self {
+            Observer::None => None,
+            Observer::Scan(s) => s.usage(),
+            Observer::Strip(s) => s.usage(),
+        }
+    }
+}
+
+/// What the response-headers phase decided.
+pub struct ResponsePlan {
+    /// The `:status` the client gets (0 when unreadable).
+    pub status: u16,
+    pub observer: Observer,
+    /// A successful SSE answer to a streaming request: time to first token is recorded at
+    /// its first body byte.
+    pub awaiting_first_token: bool,
+    /// The body will change size (a usage chunk is stripped): let Envoy frame it.
+    pub remove_content_length: bool,
+}
+
+/// Chooses how to read usage from this response: 2xx and uncompressed only; SSE or JSON by
+/// `content-type`.
+pub fn on_headers(headers: &HeaderMap, served: &Served) -> ResponsePlan {
+    let raw_status = headers.get(":status").unwrap_or_default();
+    let status = std::str::from_utf8(raw_status)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut plan = ResponsePlan {
+        status,
+        observer: Observer::None,
+        awaiting_first_token: false,
+        remove_content_length: false,
+    };
+    if !raw_status.starts_with(b"2") {
+        return plan;
+    }
+    if let Some(enc) = headers.get("content-encoding") {
+        if !enc.eq_ignore_ascii_case(b"identity") {
+            return plan;
+        }
+    }
+    let sse = headers.get("content-type").is_some_and(|ct| {
+        ct.windows(17)
+            .any(|w| w.eq_ignore_ascii_case(b"text/event-stream"))
+    });
+    plan.awaiting_first_token = served.stream && sse;
+    plan.observer = if sse && served.strip_usage {
+        plan.remove_content_length = headers.contains("content-length");
+        Observer::Strip(Box::default())
+    } else if sse {
+        Observer::Scan(UsageScanner::new(Format::Sse))
+    } else {
+        Observer::Scan(UsageScanner::new(Format::Json))
+    };
+    plan
+}
+
+/// The headers that tell the client what served it: `x-ai-gateway-model` and
+/// `x-ai-gateway-version` (when a configured model did) and `x-ai-gateway-route`.
+pub fn client_headers<'c>(cfg: &'c Config, served: &Served) -> Vec<(&'static str, &'c str)> {
+    let mut out = Vec::with_capacity(3);
+    if let ModelLabel::Model(m) = served.model {
+        if let Some(m) = cfg.models.get(m) {
+            out.push(("x-ai-gateway-model", m.name.as_str()));
+            out.push(("x-ai-gateway-version", m.version_label.as_str()));
+        }
+    }
+    out.push(("x-ai-gateway-route", routing::route_name(cfg, served.route)));
+    out
+}
+
+/// Per-model remainders of the exact cost arithmetic (see [`CostAccumulator`]).
+pub struct Costs {
+    by_model: RefCell<Vec<CostAccumulator>>,
+}
+
+impl Costs {
+    pub fn new(models: usize) -> Self {
+        Costs {
+            by_model: RefCell::new(vec![CostAccumulator::default(); models]),
+        }
+    }
+
+    /// Whole micro-dollars to add to the counter for this usage.
+    pub fn add(&self, model: ModelId, usage: Usage, price: crate::usage::Price) -> u64 {
+        self.by_model
+            .borrow_mut()
+            .get_mut(model)
+            .map_or(0, |acc| acc.add(usage, price))
+    }
+}
+
+/// A finished request, as the access accounting sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished<'a> {
+    pub served: Served,
+    /// The status the client got (0: no response headers).
+    pub status: u64,
+    /// Envoy's `response.code_details` (empty when not read: see
+    /// [`crate::request::needs_details`]).
+    pub details: &'a str,
+    pub duration_ms: u64,
+    pub usage: Option<Usage>,
+    pub now_ms: u64,
+}
+
+/// Counts a finished request: requests, duration, tokens, cost, the model's error and its
+/// circuit breaker's outcome (with the circuit gauge on a transition).
+pub fn account<S: SharedStore>(
+    cfg: &Config,
+    stats: &dyn Stats,
+    costs: &Costs,
+    breakers: &Breakers<S>,
+    done: &Finished,
+) {
+    let served = done.served;
+    let code = u16::try_from(done.status).unwrap_or(0);
+    stats.add(Series::Requests(served.route, served.model, code), 1);
+    stats.record(
+        Series::Duration(served.route, served.model),
+        done.duration_ms,
+    );
+
+    if let Some(usage) = done.usage {
+        stats.add(
+            Series::Tokens(served.model, TokenType::Prompt),
+            usage.prompt_tokens,
+        );
+        stats.add(
+            Series::Tokens(served.model, TokenType::Completion),
+            usage.completion_tokens,
+        );
+        if let ModelLabel::Model(m) = served.model {
+            if let Some(price) = cfg.models.get(m).and_then(|t| t.price) {
+                let micros = costs.add(m, usage, price);
+                stats.add(Series::Cost(served.model), micros);
+            }
+        }
+    }
+
+    let ModelLabel::Model(model) = served.model else {
+        return;
+    };
+    let verdict = Verdict::of(done.status, done.details);
+    if let Verdict::Failure(e) = verdict {
+        stats.add(Series::ModelErrors(served.model, e), 1);
+    }
+    let Some(outcome) = verdict.outcome() else {
+        return;
+    };
+    let transition = breakers.record(model, outcome, served.probe, done.now_ms);
+    let name = cfg.models.get(model).map_or("", |m| m.name.as_str());
+    match transition {
+        Transition::Opened | Transition::Reopened => {
+            warn!("ai-gateway: circuit of {name} is open ({transition:?})");
+            stats.record(Series::CircuitOpen(model), 1);
+        }
+        Transition::Closed => {
+            info!("ai-gateway: circuit of {name} closed");
+            stats.record(Series::CircuitOpen(model), 0);
+        }
+        Transition::None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;

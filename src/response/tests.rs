@@ -1,0 +1,205 @@
+//! The response's decisions: client headers, how usage is observed, and the accounting of a
+//! finished request (metrics, cost, circuit breaker).
+
+use super::*;
+use crate::config::parse;
+use crate::header_map::{serialize, HeaderMap};
+use crate::metrics::{ErrorType, RouteLabel};
+use crate::stats::MemoryStats;
+use crate::store::MemoryStore;
+use std::rc::Rc;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+const CONFIG: &str = r#"{
+    "models":[{"name":"gpt-4.1","version":"1.0.0","weight":1}],
+    "failover":{"min_requests":2,"window_s":10,"cooldown_s":30},
+    "prices":{"gpt-4.1":{"input":2.0,"output":8.0}}}"#;
+
+fn served(stream: bool, strip_usage: bool) -> Served {
+    Served {
+        route: RouteLabel::Route(0),
+        model: ModelLabel::Model(0),
+        probe: false,
+        stream,
+        strip_usage,
+    }
+}
+
+fn plan(headers: &[(&str, &[u8])], served: &Served) -> ResponsePlan {
+    let raw = serialize(headers);
+    on_headers(&HeaderMap::parse(&raw).unwrap(), served)
+}
+
+#[test]
+fn usage_is_read_from_uncompressed_successes_as_sse_or_json() {
+    let sse: Vec<(&str, &[u8])> = vec![
+        (":status", b"200"),
+        ("content-type", b"text/event-stream; charset=utf-8"),
+        ("content-length", b"99"),
+    ];
+    let p = plan(&sse, &served(true, true));
+    assert_eq!(p.status, 200);
+    assert!(matches!(p.observer, Observer::Strip(_)));
+    assert!(p.remove_content_length);
+    assert!(p.awaiting_first_token);
+
+    let p = plan(&sse, &served(true, false));
+    assert!(matches!(p.observer, Observer::Scan(_)));
+    assert!(!p.remove_content_length);
+
+    let json: Vec<(&str, &[u8])> = vec![(":status", b"201"), ("content-type", b"application/json")];
+    let p = plan(&json, &served(true, true));
+    assert!(matches!(p.observer, Observer::Scan(_)));
+    assert!(
+        !p.awaiting_first_token,
+        "no first token to wait for in a JSON answer"
+    );
+
+    let gz: Vec<(&str, &[u8])> = vec![(":status", b"200"), ("content-encoding", b"gzip")];
+    assert!(matches!(
+        plan(&gz, &served(false, false)).observer,
+        Observer::None
+    ));
+    let err: Vec<(&str, &[u8])> = vec![(":status", b"503"), ("content-type", b"text/event-stream")];
+    let p = plan(&err, &served(true, true));
+    assert_eq!(p.status, 503);
+    assert!(matches!(p.observer, Observer::None));
+    assert!(!p.awaiting_first_token);
+    let bad: Vec<(&str, &[u8])> = vec![(":status", b"2xx")];
+    assert_eq!(plan(&bad, &served(false, false)).status, 0);
+}
+
+#[test]
+fn the_client_is_told_the_model_version_and_route_that_served_it() {
+    let cfg = parse(CONFIG.as_bytes()).unwrap();
+    assert_eq!(
+        client_headers(&cfg, &served(false, false)),
+        vec![
+            ("x-ai-gateway-model", "gpt-4.1"),
+            ("x-ai-gateway-version", "1.0.0"),
+            ("x-ai-gateway-route", "_default"),
+        ]
+    );
+    let pass = Served {
+        route: RouteLabel::Passthrough,
+        model: ModelLabel::Passthrough,
+        ..served(false, false)
+    };
+    assert_eq!(
+        client_headers(&cfg, &pass),
+        vec![("x-ai-gateway-route", "_passthrough")]
+    );
+}
+
+fn finished(status: u64, details: &str, usage: Option<Usage>, now_ms: u64) -> Finished<'_> {
+    Finished {
+        served: served(false, false),
+        status,
+        details,
+        duration_ms: 42,
+        usage,
+        now_ms,
+    }
+}
+
+#[test]
+fn a_finished_request_counts_its_status_duration_tokens_and_exact_cost() {
+    let cfg = parse(CONFIG.as_bytes()).unwrap();
+    let stats = MemoryStats::default();
+    let costs = Costs::new(1);
+    let breakers = Breakers::new(&cfg, MemoryStore::new());
+    let usage = Usage {
+        prompt_tokens: 1000,
+        completion_tokens: 250,
+    };
+    let s = served(false, false);
+    account(
+        &cfg,
+        &stats,
+        &costs,
+        &breakers,
+        &finished(200, "", Some(usage), 1),
+    );
+    assert_eq!(stats.counter(Series::Requests(s.route, s.model, 200)), 1);
+    assert_eq!(stats.recorded(Series::Duration(s.route, s.model)), vec![42]);
+    assert_eq!(
+        stats.counter(Series::Tokens(s.model, TokenType::Prompt)),
+        1000
+    );
+    assert_eq!(
+        stats.counter(Series::Tokens(s.model, TokenType::Completion)),
+        250
+    );
+    // 1000 × $2/M + 250 × $8/M = $0.004 = 4000 µ$.
+    assert_eq!(stats.counter(Series::Cost(s.model)), 4000);
+    assert_eq!(breakers.window_counts(0, 1), (1, 0));
+}
+
+#[test]
+fn failures_count_as_model_errors_and_open_the_circuit_with_its_gauge() {
+    let cfg = parse(CONFIG.as_bytes()).unwrap();
+    let stats = MemoryStats::default();
+    let costs = Costs::new(1);
+    let breakers = Breakers::new(&cfg, Rc::new(MemoryStore::default()));
+    let s = served(false, false);
+    account(
+        &cfg,
+        &stats,
+        &costs,
+        &breakers,
+        &finished(503, "via_upstream", None, 10),
+    );
+    assert!(stats.recorded(Series::CircuitOpen(0)).is_empty());
+    account(
+        &cfg,
+        &stats,
+        &costs,
+        &breakers,
+        &finished(200, "response_timeout", None, 11),
+    );
+    assert_eq!(
+        stats.counter(Series::ModelErrors(s.model, ErrorType::Http5xx)),
+        1
+    );
+    assert_eq!(
+        stats.counter(Series::ModelErrors(s.model, ErrorType::Timeout)),
+        1
+    );
+    assert_eq!(stats.recorded(Series::CircuitOpen(0)), vec![1]);
+    assert!(breakers.is_open(0));
+    // The client that went away says nothing about the model: counted as a request only.
+    account(&cfg, &stats, &costs, &breakers, &finished(0, "", None, 12));
+    assert_eq!(stats.counter(Series::Requests(s.route, s.model, 0)), 1);
+    assert_eq!(
+        breakers.window_counts(0, 12),
+        (0, 2),
+        "nothing added to the two failures"
+    );
+}
+
+#[test]
+fn the_half_open_probe_closes_the_circuit_and_resets_the_gauge() {
+    let cfg = parse(CONFIG.as_bytes()).unwrap();
+    let stats = MemoryStats::default();
+    let costs = Costs::new(1);
+    let breakers = Breakers::new(&cfg, MemoryStore::new());
+    for t in [10, 11] {
+        account(&cfg, &stats, &costs, &breakers, &finished(500, "", None, t));
+    }
+    breakers.refresh();
+    assert_eq!(
+        breakers.admit(0, 11 + 30_000),
+        crate::breaker::Admission::Probe
+    );
+    let probe = Finished {
+        served: Served {
+            probe: true,
+            ..served(false, false)
+        },
+        ..finished(200, "", None, 11 + 30_001)
+    };
+    account(&cfg, &stats, &costs, &breakers, &probe);
+    assert_eq!(stats.recorded(Series::CircuitOpen(0)), vec![1, 0]);
+    assert!(!breakers.is_open(0));
+}
