@@ -157,7 +157,7 @@ pub fn buffer(kind: BufferType, start: usize, max_size: usize) -> Result<Option<
 }
 
 /// Replaces `size` bytes at `start` (Envoy supports only start 0 = replace, or start ≥ len
-/// = append; see ENVOY-NOTES).
+/// = append; docs/design.md, "Routing from the body").
 pub fn set_buffer(kind: BufferType, start: usize, size: usize, value: &[u8]) -> Result<(), Status> {
     check(unsafe { proxy_set_buffer_bytes(kind as u32, start, size, value.as_ptr(), value.len()) })
 }
