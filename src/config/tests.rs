@@ -82,7 +82,7 @@ fn fills_defaults_when_optional_fields_are_absent() {
     assert_eq!(c.timeout_ms, 30_000);
     assert_eq!(c.cluster, "holysheep");
     assert_eq!(c.api_key_env, "HOLYSHEEP_API_KEY");
-    assert_eq!(c.unknown_models, UnknownModels::Route);
+    assert_eq!(c.unknown_models, UnknownModelsPolicy::Route);
     assert!(c.stream_usage);
     assert!(c.serve_models_endpoint);
     assert_eq!(c.paths.len(), 4);

@@ -1,0 +1,153 @@
+//! The validated runtime configuration: what the filter reads on the request path. Built only
+//! by [`super::compile`]; every index in it is valid.
+
+use super::route_labels;
+use super::schema::{KeyInjection, UnknownModels};
+use crate::usage::Price;
+use std::collections::HashMap;
+
+/// Index of a model in [`Config::models`].
+pub type ModelId = usize;
+/// Index of a route in [`Config::routes`].
+pub type RouteId = usize;
+
+/// A model the gateway may send upstream: one (name, version) pair.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub name: String,
+    pub version: semver::Version,
+    /// The version as the operator wrote it (for headers and metric labels).
+    pub version_label: String,
+    pub max_tokens: Option<u64>,
+    pub temperature: Option<f64>,
+    pub weight: f64,
+    pub cluster: String,
+    pub system_prompt: Option<String>,
+    pub timeout_ms: u64,
+    /// `timeout_ms` formatted once for `x-envoy-upstream-rq-timeout-ms`.
+    pub timeout_header: String,
+    pub price: Option<Price>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Target {
+    pub model: ModelId,
+    pub weight: f64,
+    /// Hash of `name@version`: the target's identity for sticky (rendezvous) hashing, so a
+    /// user's target depends only on the targets themselves, not on their order.
+    pub seed: u64,
+}
+
+/// A weighted set of targets: a named alias, or the implicit route of `models[].weight`.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    /// Targets with weight > 0 come first in configuration order; drained ones (weight 0)
+    /// are kept for `/v1/models` and metrics but never picked.
+    pub targets: Vec<Target>,
+    pub total_weight: f64,
+}
+
+/// What a requested model name refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named {
+    Route(RouteId),
+    Model(ModelId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Breaker {
+    pub threshold: f64,
+    pub window_s: u64,
+    pub min_requests: u32,
+    pub cooldown_s: u64,
+}
+
+/// The endpoint a configured path serves, which decides the parameters that apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointKind {
+    Chat,
+    Completions,
+    Embeddings,
+    Responses,
+    Other,
+}
+
+impl EndpointKind {
+    pub(super) fn of_path(path: &str) -> EndpointKind {
+        if path.ends_with("/chat/completions") {
+            EndpointKind::Chat
+        } else if path.ends_with("/completions") {
+            EndpointKind::Completions
+        } else if path.ends_with("/embeddings") {
+            EndpointKind::Embeddings
+        } else if path.ends_with("/responses") {
+            EndpointKind::Responses
+        } else {
+            EndpointKind::Other
+        }
+    }
+}
+
+/// The validated configuration. Built only by [`super::compile`]; every index in it is valid.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub models: Vec<Model>,
+    /// User routes in configuration order, then the implicit route when it is used.
+    pub routes: Vec<Route>,
+    /// The route for absent/empty/unknown models when `unknown_models: route`.
+    pub default_route: Option<RouteId>,
+    pub unknown_models: UnknownModels,
+    pub breaker: Breaker,
+    pub timeout_ms: u64,
+    /// `timeout_ms` formatted once for `x-envoy-upstream-rq-timeout-ms`.
+    pub(super) timeout_header: String,
+    pub cluster: String,
+    pub api_key_env: String,
+    pub key_injection: KeyInjection,
+    /// Lower-case header name.
+    pub sticky_header: Option<String>,
+    pub stream_usage: bool,
+    pub paths: Vec<(String, EndpointKind)>,
+    pub serve_models_endpoint: bool,
+    pub(super) names: HashMap<String, Named>,
+}
+
+impl Config {
+    /// What a requested model name refers to: a route, or the model it selects (the highest
+    /// SemVer release of that name). `None` for unknown names and names that only have
+    /// pre-release versions (those are reached through routes only).
+    pub fn lookup(&self, name: &str) -> Option<Named> {
+        self.names.get(name).copied()
+    }
+
+    /// The global `timeout_ms`, formatted for `x-envoy-upstream-rq-timeout-ms`.
+    pub fn timeout_header(&self) -> &str {
+        &self.timeout_header
+    }
+
+    /// The endpoint kind of a request path (query string already removed), when configured.
+    pub fn endpoint(&self, path: &str) -> Option<EndpointKind> {
+        self.paths
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|&(_, kind)| kind)
+    }
+
+    /// Names `GET /v1/models` lists: routes, then directly addressable model names.
+    pub fn served_names(&self) -> impl Iterator<Item = &str> {
+        let routes = self
+            .routes
+            .iter()
+            .filter(|r| r.name != route_labels::IMPLICIT)
+            .map(|r| r.name.as_str());
+        let mut models: Vec<&str> = self
+            .names
+            .iter()
+            .filter(|(_, n)| matches!(n, Named::Model(_)))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        models.sort_unstable();
+        routes.chain(models)
+    }
+}
