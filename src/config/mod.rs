@@ -21,7 +21,7 @@ pub use runtime::{Breaker, Config, EndpointKind, Model, ModelId, Named, Route, R
 pub use schema::KeyInjection;
 pub use schema::UnknownModels as UnknownModelsPolicy;
 
-/// Defaults of the SPEC's schema.
+/// Defaults of the optional fields (docs/design.md, "Configuration contract").
 pub mod defaults {
     pub const FAILOVER_THRESHOLD: f64 = 0.5;
     pub const WINDOW_S: u64 = 30;

@@ -1,6 +1,6 @@
-//! The plugin configuration as operators write it (SPEC "Configuration"): serde structs that
-//! reject unknown fields. Nothing here is trusted; [`super::compile`] turns it into the
-//! validated runtime [`super::Config`].
+//! The plugin configuration as operators write it (docs/design.md, "Configuration contract"):
+//! serde structs that reject unknown fields. Nothing here is trusted; [`super::compile`] turns
+//! it into the validated runtime [`super::Config`].
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -35,7 +35,7 @@ pub struct GatewayConfig {
     pub prices: BTreeMap<String, PriceConfig>,
 }
 
-/// One model the gateway may send upstream (the seed's `ModelConfig`).
+/// One model the gateway may send upstream.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
@@ -114,7 +114,7 @@ pub struct UpstreamConfig {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyInjection {
-    /// The filter sets `authorization: Bearer <key>` from `api_key_env` (SPEC default).
+    /// The filter sets `authorization: Bearer <key>` from `api_key_env` (the default).
     #[default]
     Filter,
     /// An upstream HTTP filter on the cluster (Envoy's `credential_injector`) sets it on every

@@ -16,7 +16,7 @@ fn ok(json: &str) -> Config {
     }
 }
 
-const SPEC_EXAMPLE: &str = r#"{
+const FULL_EXAMPLE: &str = r#"{
   "models": [
     {"name": "claude-sonnet-4.5", "version": "1.4.0", "max_tokens": 4096, "temperature": 0.7,
      "weight": 90, "cluster": "holysheep", "system_prompt": "...", "timeout_ms": 60000},
@@ -44,8 +44,8 @@ const SPEC_EXAMPLE: &str = r#"{
 }"#;
 
 #[test]
-fn accepts_the_spec_example_and_resolves_names_to_indices() {
-    let c = ok(SPEC_EXAMPLE);
+fn accepts_the_full_example_and_resolves_names_to_indices() {
+    let c = ok(FULL_EXAMPLE);
     assert_eq!(c.models.len(), 3);
     assert_eq!(c.lookup("chat"), Some(Named::Route(0)));
     assert_eq!(c.default_route, Some(0));
@@ -287,7 +287,7 @@ fn converts_prices_to_integer_micro_dollars() {
 
 #[test]
 fn lists_routes_then_addressable_models_for_the_models_endpoint() {
-    let c = ok(SPEC_EXAMPLE);
+    let c = ok(FULL_EXAMPLE);
     assert_eq!(
         c.served_names().collect::<Vec<_>>(),
         vec!["chat", "claude-sonnet-4.5"]

@@ -1,5 +1,6 @@
 //! `ai-gateway canary analyze`: the canary against the route's stable targets, from
-//! Prometheus (`/api/v1/query`), using exactly the SPEC's metrics and labels:
+//! Prometheus (`/api/v1/query`), using the filter's own metric names
+//! (`ai_gateway_filter::metrics`) and labels (docs/design.md, "Metrics and labels"):
 //!
 //! - `ai_gateway_requests_total{route,model,version,status}` (status = the HTTP code;
 //!   errors are `status=~"5..|429"`),
@@ -525,7 +526,7 @@ mod tests {
     }
 
     #[test]
-    fn queries_use_the_spec_names_and_labels() {
+    fn queries_use_the_filter_metric_names_and_labels() {
         let q = queries("chat", "deepseek-v3.2", "2.0.0-canary.1", "10m");
         assert_eq!(
             q.requests[0],
