@@ -3,15 +3,17 @@
 //! global settings, models, routes, the default route.
 
 use super::defaults;
-use super::error::{ConfigError, ConfigErrors};
+use super::error::{ConfigError, ConfigErrors, UnknownField};
 use super::route_labels;
 use super::runtime::{
-    Breaker, Config, EndpointKind, Model, ModelId, Named, Route, RouteId, Target,
+    resolve_target, Breaker, Config, EndpointKind, Model, Named, Route, RouteId, Target,
 };
 use super::schema::{
-    GatewayConfig, KeyInjection, ModelConfig, RouteConfig, StreamUsage, UnknownModels,
+    fields_at, GatewayConfig, KeyInjection, ModelConfig, PathSegment, RouteConfig, StreamUsage,
+    UnknownModels,
 };
 use crate::usage::Price;
+use serde_path_to_error::Segment;
 use std::collections::HashMap;
 
 /// Upper bounds that keep values meaningful (and label values short).
@@ -46,16 +48,38 @@ pub fn parse_schema(bytes: &[u8]) -> Result<GatewayConfig, ConfigErrors> {
         Err(e) => {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
-            Err(one(&path, &clean_serde_message(&e.inner().to_string())))
+            let mut error = ConfigError::new(path, clean_serde_message(&e.inner().to_string()));
+            error.unknown_field = unknown_field(e.path());
+            Err(ConfigErrors(vec![error]))
         }
     }
 }
 
+/// The member serde stopped at, when its key is not a field of the struct around it: with
+/// `deny_unknown_fields` serde checks a key before reading its value, so that is the one
+/// error serde reports for an unknown member (known from the schema's own field lists, not
+/// from serde's message).
+fn unknown_field(path: &serde_path_to_error::Path) -> Option<UnknownField> {
+    let segments: Vec<PathSegment> = path
+        .iter()
+        .map(|s| match s {
+            Segment::Seq { index } => Some(PathSegment::Index(*index)),
+            Segment::Map { key } => Some(PathSegment::Key(key.clone())),
+            Segment::Enum { .. } | Segment::Unknown => None,
+        })
+        .collect::<Option<_>>()?;
+    let (PathSegment::Key(name), parent) = segments.split_last()? else {
+        return None;
+    };
+    let known = fields_at(parent)?;
+    (!known.contains(&name.as_str())).then(|| UnknownField {
+        parent: parent.to_vec(),
+        name: name.clone(),
+    })
+}
+
 fn one(path: &str, message: &str) -> ConfigErrors {
-    ConfigErrors(vec![ConfigError {
-        path: path.to_owned(),
-        message: message.to_owned(),
-    }])
+    ConfigErrors(vec![ConfigError::new(path, message)])
 }
 
 /// serde_json appends " at line L column C"; keep it (it helps locate the field) but make
@@ -68,10 +92,7 @@ struct Errors(Vec<ConfigError>);
 
 impl Errors {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ConfigError {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.0.push(ConfigError::new(path, message));
     }
 }
 
@@ -456,7 +477,7 @@ fn route(
                     seed: target_seed(&models[model]),
                 });
             }
-            Err((field, msg)) => errs.push(format!("{tat}.{field}"), msg),
+            Err(e) => errs.push(format!("{tat}.{}", e.field), e.message),
         }
     }
     let route = build_route(route.name.clone(), targets);
@@ -590,56 +611,4 @@ fn build_route(name: String, mut targets: Vec<Target>) -> Route {
         targets,
         total_weight,
     }
-}
-
-/// Finds the model a route target names. Errors carry the sub-field to blame.
-fn resolve_target(
-    models: &[Model],
-    name: &str,
-    version: Option<&str>,
-) -> Result<ModelId, (&'static str, String)> {
-    let candidates: Vec<ModelId> = models
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| m.name == name)
-        .map(|(i, _)| i)
-        .collect();
-    if candidates.is_empty() {
-        return Err(("model", format!("{name:?} is not a configured model")));
-    }
-    match version {
-        Some(v) => {
-            let wanted = semver::Version::parse(v)
-                .map_err(|e| ("version", format!("{v:?} is not SemVer: {e}")))?;
-            candidates
-                .iter()
-                .copied()
-                .find(|&i| models[i].version.cmp_precedence(&wanted).is_eq())
-                .ok_or_else(|| {
-                    (
-                        "version",
-                        format!(
-                            "{name}@{v} is not configured (configured versions: {})",
-                            versions_of(models, &candidates)
-                        ),
-                    )
-                })
-        }
-        None if candidates.len() == 1 => Ok(candidates[0]),
-        None => Err((
-            "version",
-            format!(
-                "required: {name} has {} configured versions ({})",
-                candidates.len(),
-                versions_of(models, &candidates)
-            ),
-        )),
-    }
-}
-
-fn versions_of(models: &[Model], ids: &[ModelId]) -> String {
-    ids.iter()
-        .map(|&i| models[i].version_label.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -16,8 +16,10 @@ pub mod schema;
 
 pub use crate::usage::Price;
 pub use compile::{compile, parse, parse_schema};
-pub use error::{ConfigError, ConfigErrors};
-pub use runtime::{Breaker, Config, EndpointKind, Model, ModelId, Named, Route, RouteId, Target};
+pub use error::{ConfigError, ConfigErrors, UnknownField};
+pub use runtime::{
+    Breaker, Config, EndpointKind, Model, ModelId, Named, Route, RouteId, Target, UnresolvedTarget,
+};
 pub use schema::KeyInjection;
 pub use schema::UnknownModels as UnknownModelsPolicy;
 

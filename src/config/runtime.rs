@@ -134,6 +134,18 @@ impl Config {
             .map(|&(_, kind)| kind)
     }
 
+    /// The model a route target's `model` (and optional `version`) names, by the rules the
+    /// compiler applies to `routes[].targets[]`: the name must be configured; a `version`
+    /// matches by SemVer precedence (build metadata ignored); without one, the name must
+    /// have a single configured version.
+    pub fn resolve_target(
+        &self,
+        model: &str,
+        version: Option<&str>,
+    ) -> Result<ModelId, UnresolvedTarget> {
+        resolve_target(&self.models, model, version)
+    }
+
     /// Names `GET /v1/models` lists: routes, then directly addressable model names.
     pub fn served_names(&self) -> impl Iterator<Item = &str> {
         let routes = self
@@ -150,4 +162,69 @@ impl Config {
         models.sort_unstable();
         routes.chain(models)
     }
+}
+
+/// Why a route target names no configured model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnresolvedTarget {
+    /// The target's sub-field to blame: `model` or `version`.
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// [`Config::resolve_target`] over the models alone (the compiler resolves targets before
+/// the [`Config`] exists).
+pub(super) fn resolve_target(
+    models: &[Model],
+    name: &str,
+    version: Option<&str>,
+) -> Result<ModelId, UnresolvedTarget> {
+    let unresolved = |field, message| UnresolvedTarget { field, message };
+    let candidates: Vec<ModelId> = models
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.name == name)
+        .map(|(i, _)| i)
+        .collect();
+    if candidates.is_empty() {
+        return Err(unresolved(
+            "model",
+            format!("{name:?} is not a configured model"),
+        ));
+    }
+    match version {
+        Some(v) => {
+            let wanted = semver::Version::parse(v)
+                .map_err(|e| unresolved("version", format!("{v:?} is not SemVer: {e}")))?;
+            candidates
+                .iter()
+                .copied()
+                .find(|&i| models[i].version.cmp_precedence(&wanted).is_eq())
+                .ok_or_else(|| {
+                    unresolved(
+                        "version",
+                        format!(
+                            "{name}@{v} is not configured (configured versions: {})",
+                            versions_of(models, &candidates)
+                        ),
+                    )
+                })
+        }
+        None if candidates.len() == 1 => Ok(candidates[0]),
+        None => Err(unresolved(
+            "version",
+            format!(
+                "required: {name} has {} configured versions ({})",
+                candidates.len(),
+                versions_of(models, &candidates)
+            ),
+        )),
+    }
+}
+
+fn versions_of(models: &[Model], ids: &[ModelId]) -> String {
+    ids.iter()
+        .map(|&i| models[i].version_label.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -358,3 +358,137 @@ fn key_injection_rejects_other_values_naming_the_field() {
         "{e:?}"
     );
 }
+
+#[test]
+fn an_unknown_member_is_typed_with_its_place_in_every_schema_struct() {
+    use schema::PathSegment::{Index, Key};
+    let model = r#"{"name":"a","version":"1.0.0","weight":1}"#;
+    let cases: Vec<(String, Vec<schema::PathSegment>)> = vec![
+        (format!(r#"{{"models":[{model}],"bogus":1}}"#), vec![]),
+        (
+            r#"{"models":[{"name":"a","version":"1.0.0","bogus":1}]}"#.into(),
+            vec![Key("models".into()), Index(0)],
+        ),
+        (
+            format!(r#"{{"models":[{model}],"routes":[{{"name":"r","bogus":1,"targets":[]}}]}}"#),
+            vec![Key("routes".into()), Index(0)],
+        ),
+        (
+            format!(
+                r#"{{"models":[{model}],"routes":[{{"name":"r","targets":[{{"model":"a","weight":1,"bogus":1}}]}}]}}"#
+            ),
+            vec![
+                Key("routes".into()),
+                Index(0),
+                Key("targets".into()),
+                Index(0),
+            ],
+        ),
+        (
+            format!(r#"{{"models":[{model}],"failover":{{"bogus":1}}}}"#),
+            vec![Key("failover".into())],
+        ),
+        (
+            format!(r#"{{"models":[{model}],"upstream":{{"bogus":1}}}}"#),
+            vec![Key("upstream".into())],
+        ),
+        (
+            format!(r#"{{"models":[{model}],"sticky":{{"header":"x","bogus":1}}}}"#),
+            vec![Key("sticky".into())],
+        ),
+        (
+            format!(r#"{{"models":[{model}],"prices":{{"a.b":{{"input":1,"bogus":1}}}}}}"#),
+            vec![Key("prices".into()), Key("a.b".into())],
+        ),
+    ];
+    for (json, parent) in cases {
+        let errs = match parse(json.as_bytes()) {
+            Ok(_) => panic!("accepted {json}"),
+            Err(e) => e.0,
+        };
+        assert_eq!(errs.len(), 1, "{json}");
+        let unknown = errs[0].unknown_field();
+        assert_eq!(
+            unknown,
+            Some(&UnknownField {
+                parent: parent.clone(),
+                name: "bogus".into()
+            }),
+            "{json}: {}",
+            errs[0]
+        );
+        assert!(
+            errs[0].message.starts_with("unknown field `bogus`"),
+            "{}",
+            errs[0]
+        );
+        // The field list is the derive's own: serde's message names exactly those fields.
+        let known = schema::fields_at(&parent).unwrap_or_default();
+        assert!(!known.is_empty(), "{json}");
+        for f in known {
+            assert!(errs[0].message.contains(&format!("`{f}`")), "{}", errs[0]);
+        }
+        let quoted = errs[0].message.matches('`').count() / 2;
+        assert_eq!(quoted, known.len() + 1, "{}", errs[0]);
+    }
+}
+
+#[test]
+fn other_errors_are_not_unknown_fields() {
+    for json in [
+        r#"{"models":[{"name":"a","version":1}]}"#,
+        r#"{"models":[{"name":"a"}]}"#,
+        r#"{"models":[],"prices":{"a":1}}"#,
+        r#"{"models":[],"unknown_models":"maybe"}"#,
+        r#"{"models":[{"name":"a","version":"x"}]}"#,
+        r#"{"models":[{"name":"a","#,
+        "[]",
+        "",
+    ] {
+        let errs = match parse(json.as_bytes()) {
+            Ok(_) => panic!("accepted {json}"),
+            Err(e) => e.0,
+        };
+        assert!(
+            errs.iter().all(|e| e.unknown_field().is_none()),
+            "{json}: {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn resolves_target_references_by_the_compiler_rules() {
+    let c = ok(FULL_EXAMPLE);
+    assert_eq!(c.resolve_target("deepseek-v3.2", None), Ok(1));
+    assert_eq!(
+        c.resolve_target("claude-sonnet-4.5", Some("1.5.0-rc.1")),
+        Ok(2)
+    );
+    assert_eq!(
+        c.resolve_target("claude-sonnet-4.5", Some("1.4.0+build.7")),
+        Ok(0)
+    );
+    let err = |name, version| match c.resolve_target(name, version) {
+        Ok(m) => panic!("{name} resolved to {m}"),
+        Err(e) => (e.field, e.message),
+    };
+    assert_eq!(
+        err("claude-sonnet-4.5", None),
+        (
+            "version",
+            "required: claude-sonnet-4.5 has 2 configured versions (1.4.0, 1.5.0-rc.1)".into()
+        )
+    );
+    assert_eq!(
+        err("gpt-4.1", None),
+        ("model", "\"gpt-4.1\" is not a configured model".into())
+    );
+    assert_eq!(err("deepseek-v3.2", Some("2")).0, "version");
+    assert_eq!(
+        err("deepseek-v3.2", Some("2.0.0")),
+        (
+            "version",
+            "deepseek-v3.2@2.0.0 is not configured (configured versions: 2.0.0-canary.1)".into()
+        )
+    );
+}
