@@ -9,7 +9,7 @@
 
 use crate::source::{self, Body, Format, Found, Source};
 use crate::tree::Node;
-use crate::validate::{find_model, fmt_num};
+use crate::validate::fmt_num;
 use ai_gateway_filter::config::{self, route_labels, Config};
 use clap::Args;
 use std::io::Write;
@@ -227,8 +227,9 @@ fn slots(
     };
     let mut out = Vec::new();
     for (t, target) in rc.targets.iter().enumerate() {
-        let m = find_model(cfg, &target.model, target.version.as_deref())
-            .ok_or_else(|| Refused(1, format!("routes[{r}].targets[{t}] does not resolve")))?;
+        let m = cfg
+            .resolve_target(&target.model, target.version.as_deref())
+            .map_err(|_| Refused(1, format!("routes[{r}].targets[{t}] does not resolve")))?;
         out.push(mk(m, target.weight, format!("routes[{r}].targets[{t}]")));
     }
     Ok(out)
