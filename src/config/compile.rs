@@ -6,7 +6,7 @@ use super::defaults;
 use super::error::{ConfigError, ConfigErrors, UnknownField};
 use super::route_labels;
 use super::runtime::{
-    resolve_target, Breaker, Config, EndpointKind, Model, Named, Route, RouteId, Target,
+    resolve_target, Breaker, Config, EndpointKind, Model, ModelId, Named, Route, RouteId, Target,
 };
 use super::schema::{
     fields_at, GatewayConfig, KeyInjection, ModelConfig, PathSegment, RouteConfig, StreamUsage,
@@ -398,9 +398,9 @@ fn model_names(models: &[Model]) -> HashMap<String, Named> {
             continue;
         }
         match names.get(&m.name) {
-            Some(&Named::Model(prev)) if models[prev].version >= m.version => {}
+            Some(&Named::Model(prev)) if models[prev.0].version >= m.version => {}
             _ => {
-                names.insert(m.name.clone(), Named::Model(id));
+                names.insert(m.name.clone(), Named::Model(ModelId(id)));
             }
         }
     }
@@ -420,7 +420,9 @@ fn routes(
     let mut routes: Vec<Route> = Vec::with_capacity(raw.len() + 1);
     for (r, rc) in raw.iter().enumerate() {
         let route = route(&raw[..r], models, r, rc, errs);
-        names.entry(route.name.clone()).or_insert(Named::Route(r));
+        names
+            .entry(route.name.clone())
+            .or_insert(Named::Route(RouteId(r)));
         routes.push(route);
     }
     routes
@@ -467,14 +469,14 @@ fn route(
                         tat.clone(),
                         format!(
                             "{}@{} is listed twice in this route",
-                            models[model].name, models[model].version_label
+                            models[model.0].name, models[model.0].version_label
                         ),
                     );
                 }
                 targets.push(Target {
                     model,
                     weight: target.weight,
-                    seed: target_seed(&models[model]),
+                    seed: target_seed(&models[model.0]),
                 });
             }
             Err(e) => errs.push(format!("{tat}.{}", e.field), e.message),
@@ -503,7 +505,7 @@ fn default_route(
 ) -> Option<RouteId> {
     match (&raw.default_route, raw.unknown_models) {
         (Some(name), _) => match raw.routes.iter().position(|r| &r.name == name) {
-            Some(id) => Some(id),
+            Some(id) => Some(RouteId(id)),
             None => {
                 errs.push(
                     "default_route",
@@ -518,7 +520,7 @@ fn default_route(
                 .enumerate()
                 .filter(|(_, m)| m.weight > 0.0)
                 .map(|(model, m)| Target {
-                    model,
+                    model: ModelId(model),
                     weight: m.weight,
                     seed: target_seed(m),
                 })
@@ -531,7 +533,7 @@ fn default_route(
                 );
             }
             routes.push(route);
-            Some(routes.len() - 1)
+            Some(RouteId(routes.len() - 1))
         }
         (None, _) => None,
     }

@@ -1,7 +1,8 @@
 //! Configuration in two phases: the operator's JSON ([`schema`], serde with unknown fields
 //! rejected) → [`compile`] → [`Config`], a runtime type that can't hold a bad state: names are
-//! resolved to indices, weights summed, SemVer parsed, defaults applied, and per-request
-//! strings (timeout header values, the `/v1/models` body) formatted once.
+//! resolved to ids ([`ModelId`], [`RouteId`]: made only here, so `cfg.model(id)` and
+//! `cfg.route(id)` need no fallback), weights summed, SemVer parsed, defaults applied, and
+//! per-request strings (timeout header values, the `/v1/models` body) formatted once.
 //!
 //! The same code runs in the filter's `on_configure` and in the `ai-gateway validate` CLI.
 //!

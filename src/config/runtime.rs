@@ -5,11 +5,45 @@ use super::route_labels;
 use super::schema::{KeyInjection, UnknownModels};
 use crate::usage::Price;
 use std::collections::HashMap;
+use std::fmt;
 
-/// Index of a model in [`Config::models`].
-pub type ModelId = usize;
-/// Index of a route in [`Config::routes`].
-pub type RouteId = usize;
+/// A model of a [`Config`]: its position in [`Config::models`]. Only the compiler makes one
+/// (or [`Config::model_id`], which checks), so [`Config::model`] needs no fallback. An id is
+/// valid for the configuration it came from; the filter keeps both in one runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModelId(pub(super) usize);
+
+/// A route of a [`Config`]: its position in [`Config::routes`]; made like [`ModelId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteId(pub(super) usize);
+
+impl ModelId {
+    /// The position in [`Config::models`], and in per-model tables sized like it.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+impl RouteId {
+    /// The position in [`Config::routes`].
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// The model's place in the configuration: `models[i]`.
+impl fmt::Display for ModelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "models[{}]", self.0)
+    }
+}
+
+/// The route's place: `routes[i]` (the implicit route comes after the configured ones).
+impl fmt::Display for RouteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "routes[{}]", self.0)
+    }
+}
 
 /// A model the gateway may send upstream: one (name, version) pair.
 #[derive(Debug, Clone)]
@@ -114,6 +148,36 @@ pub struct Config {
 }
 
 impl Config {
+    /// The model `id` names. Ids come from this configuration, so it is there.
+    pub fn model(&self, id: ModelId) -> &Model {
+        &self.models[id.0]
+    }
+
+    /// The route `id` names. Ids come from this configuration, so it is there.
+    pub fn route(&self, id: RouteId) -> &Route {
+        &self.routes[id.0]
+    }
+
+    /// Every model's id, in configuration order.
+    pub fn model_ids(&self) -> impl Iterator<Item = ModelId> {
+        (0..self.models.len()).map(ModelId)
+    }
+
+    /// Every route's id: the user routes in configuration order, then the implicit route.
+    pub fn route_ids(&self) -> impl Iterator<Item = RouteId> {
+        (0..self.routes.len()).map(RouteId)
+    }
+
+    /// The id of `models[index]`, if there is one.
+    pub fn model_id(&self, index: usize) -> Option<ModelId> {
+        (index < self.models.len()).then_some(ModelId(index))
+    }
+
+    /// The id of `routes[index]` (user routes in configuration order), if there is one.
+    pub fn route_id(&self, index: usize) -> Option<RouteId> {
+        (index < self.routes.len()).then_some(RouteId(index))
+    }
+
     /// What a requested model name refers to: a route, or the model it selects (the highest
     /// SemVer release of that name). `None` for unknown names and names that only have
     /// pre-release versions (those are reached through routes only).
@@ -180,7 +244,7 @@ pub(super) fn resolve_target(
     version: Option<&str>,
 ) -> Result<ModelId, UnresolvedTarget> {
     let unresolved = |field, message| UnresolvedTarget { field, message };
-    let candidates: Vec<ModelId> = models
+    let candidates: Vec<usize> = models
         .iter()
         .enumerate()
         .filter(|(_, m)| m.name == name)
@@ -200,6 +264,7 @@ pub(super) fn resolve_target(
                 .iter()
                 .copied()
                 .find(|&i| models[i].version.cmp_precedence(&wanted).is_eq())
+                .map(ModelId)
                 .ok_or_else(|| {
                     unresolved(
                         "version",
@@ -210,7 +275,7 @@ pub(super) fn resolve_target(
                     )
                 })
         }
-        None if candidates.len() == 1 => Ok(candidates[0]),
+        None if candidates.len() == 1 => Ok(ModelId(candidates[0])),
         None => Err(unresolved(
             "version",
             format!(
@@ -222,7 +287,7 @@ pub(super) fn resolve_target(
     }
 }
 
-fn versions_of(models: &[Model], ids: &[ModelId]) -> String {
+fn versions_of(models: &[Model], ids: &[usize]) -> String {
     ids.iter()
         .map(|&i| models[i].version_label.as_str())
         .collect::<Vec<_>>()

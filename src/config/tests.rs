@@ -47,13 +47,13 @@ const FULL_EXAMPLE: &str = r#"{
 fn accepts_the_full_example_and_resolves_names_to_indices() {
     let c = ok(FULL_EXAMPLE);
     assert_eq!(c.models.len(), 3);
-    assert_eq!(c.lookup("chat"), Some(Named::Route(0)));
-    assert_eq!(c.default_route, Some(0));
+    assert_eq!(c.lookup("chat"), Some(Named::Route(RouteId(0))));
+    assert_eq!(c.default_route, Some(RouteId(0)));
     let chat = &c.routes[0];
     assert_eq!(chat.total_weight, 100.0);
     assert_eq!(
         chat.targets.iter().map(|t| t.model).collect::<Vec<_>>(),
-        vec![0, 2, 1]
+        vec![ModelId(0), ModelId(2), ModelId(1)]
     );
     assert_eq!(c.models[0].timeout_header, "60000");
     assert_eq!(c.models[1].timeout_ms, 30_000);
@@ -71,7 +71,7 @@ fn a_model_name_selects_its_highest_release_and_skips_pre_releases() {
         {"name":"m","version":"1.10.0"},
         {"name":"m","version":"2.0.0-rc.1"},
         {"name":"canary-only","version":"0.1.0-canary.1"}]}"#);
-    assert_eq!(c.lookup("m"), Some(Named::Model(1)));
+    assert_eq!(c.lookup("m"), Some(Named::Model(ModelId(1))));
     assert_eq!(c.lookup("canary-only"), None);
     assert_eq!(c.lookup("nope"), None);
 }
@@ -97,7 +97,7 @@ fn fills_defaults_when_optional_fields_are_absent() {
     );
     // The implicit route of models[].weight is the default route.
     let d = c.default_route.unwrap();
-    assert_eq!(c.routes[d].name, route_labels::IMPLICIT);
+    assert_eq!(c.route(d).name, route_labels::IMPLICIT);
 }
 
 #[test]
@@ -302,7 +302,7 @@ fn drained_targets_are_kept_after_live_ones() {
                    "default_route":"r"}"#,
     );
     let r = &c.routes[0];
-    assert_eq!(r.targets[0].model, 1);
+    assert_eq!(r.targets[0].model, ModelId(1));
     assert_eq!(r.targets[1].weight, 0.0);
 }
 
@@ -459,14 +459,14 @@ fn other_errors_are_not_unknown_fields() {
 #[test]
 fn resolves_target_references_by_the_compiler_rules() {
     let c = ok(FULL_EXAMPLE);
-    assert_eq!(c.resolve_target("deepseek-v3.2", None), Ok(1));
+    assert_eq!(c.resolve_target("deepseek-v3.2", None), Ok(ModelId(1)));
     assert_eq!(
         c.resolve_target("claude-sonnet-4.5", Some("1.5.0-rc.1")),
-        Ok(2)
+        Ok(ModelId(2))
     );
     assert_eq!(
         c.resolve_target("claude-sonnet-4.5", Some("1.4.0+build.7")),
-        Ok(0)
+        Ok(ModelId(0))
     );
     let err = |name, version| match c.resolve_target(name, version) {
         Ok(m) => panic!("{name} resolved to {m}"),
@@ -491,4 +491,33 @@ fn resolves_target_references_by_the_compiler_rules() {
             "deepseek-v3.2@2.0.0 is not configured (configured versions: 2.0.0-canary.1)".into()
         )
     );
+}
+
+#[test]
+fn ids_cover_the_models_and_routes_and_nothing_else() {
+    let c = ok(
+        r#"{"models":[{"name":"a","version":"1.0.0","weight":1},{"name":"b","version":"1.0.0"}],
+                   "routes":[{"name":"r","targets":[{"model":"b","weight":1}]}]}"#,
+    );
+    let models: Vec<ModelId> = c.model_ids().collect();
+    assert_eq!(models, vec![ModelId(0), ModelId(1)]);
+    assert_eq!(c.model(models[1]).name, "b");
+    assert_eq!(c.model_id(1), Some(models[1]));
+    assert_eq!(c.model_id(2), None);
+    assert_eq!(models[1].index(), 1);
+    assert_eq!(models[1].to_string(), "models[1]");
+    // The user route, then the implicit route of models[].weight.
+    let routes: Vec<RouteId> = c.route_ids().collect();
+    assert_eq!(routes.len(), 2);
+    assert_eq!(c.route(routes[0]).name, "r");
+    assert_eq!(c.route(routes[1]).name, route_labels::IMPLICIT);
+    assert_eq!(c.default_route, Some(routes[1]));
+    assert_eq!(c.route_id(2), None);
+    assert_eq!(routes[0].to_string(), "routes[0]");
+    // Every id the compiler hands out is one of these.
+    for route in &c.routes {
+        for t in &route.targets {
+            assert!(models.contains(&t.model));
+        }
+    }
 }

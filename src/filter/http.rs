@@ -3,7 +3,7 @@
 use super::{host, Runtime};
 use crate::body::{self, Endpoint, Plan};
 use crate::breaker::{Admission, Outcome, Transition};
-use crate::config::{EndpointKind, KeyInjection, ModelId};
+use crate::config::{EndpointKind, KeyInjection, ModelId, RouteId};
 use crate::errors::GatewayError;
 use crate::header_map::HeaderMap;
 use crate::metrics::{ErrorType, ModelLabel, RejectReason, RouteLabel, Series, TokenType};
@@ -194,12 +194,9 @@ impl Http {
 
     /// Picks among a route's targets: the healthy ones by weight (or sticky hash), admitting
     /// through the circuit breaker. Returns the model and whether it is the circuit's probe.
-    fn pick(&self, rt: &Runtime, route_id: usize) -> Result<(ModelId, bool), GatewayError> {
+    fn pick(&self, rt: &Runtime, route_id: RouteId) -> Result<(ModelId, bool), GatewayError> {
         let cfg = &rt.cfg;
-        let route = cfg
-            .routes
-            .get(route_id)
-            .ok_or(GatewayError::Misconfigured)?;
+        let route = cfg.route(route_id);
         rt.breakers.refresh();
         let now = host::now_ms();
         let roll = match &self.sticky_key {
@@ -262,7 +259,7 @@ impl Http {
         };
 
         let mut strip_usage = false;
-        let model = target.and_then(|m| cfg.models.get(m));
+        let model = target.map(|m| cfg.model(m));
         if let Some(t) = model {
             let plan = Plan {
                 model: Some(&t.name),
@@ -420,7 +417,7 @@ impl Http {
                 usage.completion_tokens,
             );
             if let ModelLabel::Model(m) = served.model {
-                if let Some(price) = cfg.models.get(m).and_then(|t| t.price) {
+                if let Some(price) = cfg.model(m).price {
                     let micros = rt.costs.add(m, usage, price);
                     rt.metrics.add(cfg, Series::Cost(served.model), micros);
                 }
@@ -442,7 +439,7 @@ impl Http {
             None => Outcome::Success,
         };
         let transition = rt.breakers.record(model, outcome, served.probe, now);
-        let name = cfg.models.get(model).map_or("", |m| m.name.as_str());
+        let name = cfg.model(model).name.as_str();
         match transition {
             Transition::Opened | Transition::Reopened => {
                 warn!("ai-gateway: circuit of {name} is open ({transition:?})");
@@ -581,18 +578,17 @@ impl HttpContext for Http {
         let cfg = &rt.cfg;
         let route = routing::route_label(cfg, served.resolution);
         if let ModelLabel::Model(m) = served.model {
-            if let Some(m) = cfg.models.get(m) {
-                let _ = host::set_header(
-                    MapType::HttpResponseHeaders,
-                    "x-ai-gateway-model",
-                    m.name.as_bytes(),
-                );
-                let _ = host::set_header(
-                    MapType::HttpResponseHeaders,
-                    "x-ai-gateway-version",
-                    m.version_label.as_bytes(),
-                );
-            }
+            let m = cfg.model(m);
+            let _ = host::set_header(
+                MapType::HttpResponseHeaders,
+                "x-ai-gateway-model",
+                m.name.as_bytes(),
+            );
+            let _ = host::set_header(
+                MapType::HttpResponseHeaders,
+                "x-ai-gateway-version",
+                m.version_label.as_bytes(),
+            );
         }
         let _ = host::set_header(
             MapType::HttpResponseHeaders,

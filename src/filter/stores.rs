@@ -81,7 +81,7 @@ impl Costs {
     pub fn add(&self, model: ModelId, usage: Usage, price: Price) -> u64 {
         self.by_model
             .borrow_mut()
-            .get_mut(model)
+            .get_mut(model.index())
             .map_or(0, |acc| acc.add(usage, price))
     }
 }
@@ -136,7 +136,7 @@ impl Breakers {
         }
     }
 
-    fn load(&self, model: ModelId) -> (TargetState, u32) {
+    fn load(&self, model: usize) -> (TargetState, u32) {
         let Some(key) = self.keys.get(model) else {
             return (TargetState::default(), 0);
         };
@@ -172,7 +172,7 @@ impl Breakers {
         self.cache
             .borrow()
             .states
-            .get(model)
+            .get(model.index())
             .is_none_or(|s| s.available(now_ms, &self.cfg))
     }
 
@@ -180,7 +180,7 @@ impl Breakers {
     pub fn retry_after_s(&self, models: impl Iterator<Item = ModelId>, now_ms: u64) -> u64 {
         let cache = self.cache.borrow();
         models
-            .filter_map(|m| cache.states.get(m))
+            .filter_map(|m| cache.states.get(m.index()))
             .map(|s| s.retry_after_s(now_ms, &self.cfg))
             .min()
             .unwrap_or(1)
@@ -194,17 +194,17 @@ impl Breakers {
             .cache
             .borrow()
             .states
-            .get(model)
+            .get(model.index())
             .map_or(Phase::Closed, |s| s.phase(now_ms, &self.cfg));
         if phase == Phase::Closed {
             return Admission::Allowed;
         }
-        let Some(key) = self.keys.get(model) else {
+        let Some(key) = self.keys.get(model.index()) else {
             return Admission::Allowed;
         };
         let mut buf = self.scratch.borrow_mut();
         for _ in 0..CAS_ATTEMPTS {
-            let (mut state, cas) = self.load(model);
+            let (mut state, cas) = self.load(model.index());
             let admission = state.admit(now_ms, &self.cfg);
             if admission != Admission::Probe {
                 self.store_in_cache(model, state);
@@ -226,19 +226,19 @@ impl Breakers {
     }
 
     fn store_in_cache(&self, model: ModelId, state: TargetState) {
-        if let Some(slot) = self.cache.borrow_mut().states.get_mut(model) {
+        if let Some(slot) = self.cache.borrow_mut().states.get_mut(model.index()) {
             *slot = state;
         }
     }
 
     /// Records a finished request's outcome; returns the transition it caused.
     pub fn record(&self, model: ModelId, outcome: Outcome, probe: bool, now_ms: u64) -> Transition {
-        let Some(key) = self.keys.get(model) else {
+        let Some(key) = self.keys.get(model.index()) else {
             return Transition::None;
         };
         let mut buf = self.scratch.borrow_mut();
         for _ in 0..CAS_ATTEMPTS {
-            let (mut state, cas) = self.load(model);
+            let (mut state, cas) = self.load(model.index());
             let transition = state.record(now_ms, outcome, probe, &self.cfg);
             state.encode_into(&mut buf);
             match host::set_shared_data(key, &buf, cas) {
@@ -265,7 +265,7 @@ impl Breakers {
         self.cache
             .borrow()
             .states
-            .get(model)
+            .get(model.index())
             .is_some_and(TargetState::is_open)
     }
 }

@@ -10,7 +10,7 @@
 use crate::source::{self, Body, Format, Found, Source};
 use crate::tree::Node;
 use crate::validate::fmt_num;
-use ai_gateway_filter::config::{self, route_labels, Config};
+use ai_gateway_filter::config::{self, route_labels, Config, ModelId};
 use clap::Args;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -187,8 +187,8 @@ fn slots(
     schema: &config::schema::GatewayConfig,
     route: &str,
 ) -> Result<Vec<Slot>, Refused> {
-    let mk = |m: usize, weight: f64, owner: String| {
-        let model = &cfg.models[m];
+    let mk = |m: ModelId, weight: f64, owner: String| {
+        let model = cfg.model(m);
         Slot {
             label: format!("{}@{}", model.name, model.version_label),
             name: model.name.clone(),
@@ -199,10 +199,8 @@ fn slots(
     };
     if route == route_labels::IMPLICIT {
         return Ok(cfg
-            .models
-            .iter()
-            .enumerate()
-            .map(|(i, m)| mk(i, m.weight, format!("models[{i}]")))
+            .model_ids()
+            .map(|m| mk(m, cfg.model(m).weight, m.to_string()))
             .collect());
     }
     let Some((r, rc)) = schema

@@ -7,7 +7,7 @@ use crate::tree::{Node, Value};
 use ai_gateway_filter::config::{
     self, route_labels,
     schema::{GatewayConfig, PathSegment, UnknownModels},
-    Config, KeyInjection,
+    Config, KeyInjection, ModelId,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -314,8 +314,8 @@ fn remove_field(value: &mut serde_json::Value, parent: &[PathSegment], field: &s
 // === warnings about the plugin configuration ===
 
 /// A route as the warnings see it: (path of its weights, what to call it, the sum of its
-/// weights, its canary targets as (path, model index)).
-type RouteFacts = (String, String, f64, Vec<(String, usize)>);
+/// weights, its canary targets as (path, model)).
+type RouteFacts = (String, String, f64, Vec<(String, ModelId)>);
 
 /// Warnings (path, message) for a valid configuration.
 pub fn lint(cfg: &Config, schema: &GatewayConfig, tree: &Node) -> Vec<(String, String)> {
@@ -326,7 +326,7 @@ pub fn lint(cfg: &Config, schema: &GatewayConfig, tree: &Node) -> Vec<(String, S
     let mut routes: Vec<RouteFacts> = Vec::new();
     for (r, route) in schema.routes.iter().enumerate() {
         let compiled = cfg.routes.iter().find(|x| x.name == route.name);
-        let targets: Vec<(String, usize, f64)> = route
+        let targets: Vec<(String, ModelId, f64)> = route
             .targets
             .iter()
             .enumerate()
@@ -346,12 +346,11 @@ pub fn lint(cfg: &Config, schema: &GatewayConfig, tree: &Node) -> Vec<(String, S
         ));
     }
     if let Some(implicit) = cfg.routes.iter().find(|r| r.name == route_labels::IMPLICIT) {
-        let targets: Vec<(String, usize, f64)> = cfg
-            .models
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.weight > 0.0)
-            .map(|(i, m)| (format!("models[{i}]"), i, m.weight))
+        let targets: Vec<(String, ModelId, f64)> = cfg
+            .model_ids()
+            .map(|m| (m, cfg.model(m).weight))
+            .filter(|&(_, weight)| weight > 0.0)
+            .map(|(m, weight)| (m.to_string(), m, weight))
             .collect();
         routes.push((
             "models".into(),
@@ -363,7 +362,7 @@ pub fn lint(cfg: &Config, schema: &GatewayConfig, tree: &Node) -> Vec<(String, S
 
     for (_, what, _, canary) in &routes {
         for (path, m) in canary {
-            let model = &cfg.models[*m];
+            let model = cfg.model(*m);
             if !schema.prices.contains_key(&model.name) {
                 out.push((
                     path.clone(),
@@ -399,11 +398,11 @@ pub fn lint(cfg: &Config, schema: &GatewayConfig, tree: &Node) -> Vec<(String, S
 
 /// The canary targets of a route: its pre-release versions, or else (several live targets
 /// with different weights) the smallest-weight ones.
-fn canaries(cfg: &Config, targets: &[(String, usize, f64)]) -> Vec<(String, usize)> {
-    let live: Vec<&(String, usize, f64)> = targets.iter().filter(|t| t.2 > 0.0).collect();
-    let pre: Vec<(String, usize)> = live
+fn canaries(cfg: &Config, targets: &[(String, ModelId, f64)]) -> Vec<(String, ModelId)> {
+    let live: Vec<&(String, ModelId, f64)> = targets.iter().filter(|t| t.2 > 0.0).collect();
+    let pre: Vec<(String, ModelId)> = live
         .iter()
-        .filter(|t| !cfg.models[t.1].version.pre.is_empty())
+        .filter(|t| !cfg.model(t.1).version.pre.is_empty())
         .map(|t| (t.0.clone(), t.1))
         .collect();
     if !pre.is_empty() {
