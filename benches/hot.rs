@@ -279,15 +279,11 @@ fn request_path(cfg: &Config, body: &[u8], roll: u64) -> usize {
     let Resolution::Route(r) = routing::resolve(cfg, parsed.model()) else {
         return 0;
     };
-    let Some(route) = cfg.routes.get(r) else {
-        return 0;
-    };
+    let route = cfg.route(r);
     let Some(m) = routing::pick_weighted(route, |_| true, roll) else {
         return 0;
     };
-    let Some(t) = cfg.models.get(m) else {
-        return 0;
-    };
+    let t = cfg.model(m);
     let plan = Plan {
         model: Some(&t.name),
         max_tokens: t.max_tokens,
@@ -311,9 +307,7 @@ fn main() {
         eprintln!("the alias `chat` does not resolve to a route");
         std::process::exit(1);
     };
-    let Some(route) = cfg.routes.get(route_id) else {
-        std::process::exit(1);
-    };
+    let route = cfg.route(route_id);
     let Some(gpt) = cfg.models.iter().find(|m| m.name == "gpt-4.1") else {
         std::process::exit(1);
     };

@@ -242,18 +242,13 @@ impl Series {
     /// `ai_gateway_requests_total.route.chat.model.gpt-4.1.version.1.0.0.status.200`.
     pub fn stat_name(&self, cfg: &Config) -> String {
         let route = |r: &RouteLabel| match r {
-            RouteLabel::Route(id) => cfg.routes.get(*id).map_or("_unknown", |r| r.name.as_str()),
+            RouteLabel::Route(id) => cfg.route(*id).name.as_str(),
             RouteLabel::Direct => route_labels::DIRECT,
             RouteLabel::Passthrough => route_labels::PASSTHROUGH,
         };
-        let model_name = |m: ModelId| cfg.models.get(m).map_or("_unknown", |m| m.name.as_str());
+        let model_name = |m: ModelId| cfg.model(m).name.as_str();
         let model = |m: &ModelLabel| match m {
-            ModelLabel::Model(id) => (
-                model_name(*id),
-                cfg.models
-                    .get(*id)
-                    .map_or("_unknown", |m| m.version_label.as_str()),
-            ),
+            ModelLabel::Model(id) => (model_name(*id), cfg.model(*id).version_label.as_str()),
             ModelLabel::Passthrough => (route_labels::PASSTHROUGH, route_labels::PASSTHROUGH),
         };
         let status;
@@ -362,16 +357,21 @@ mod tests {
     #[test]
     fn encodes_labels_into_the_stat_name_in_spec_order() {
         let c = cfg();
+        let (chat, gpt, deepseek) = (
+            c.route_id(0).unwrap(),
+            c.model_id(0).unwrap(),
+            c.model_id(1).unwrap(),
+        );
         assert_eq!(
-            Series::Requests(RouteLabel::Route(0), ModelLabel::Model(1), 503).stat_name(&c),
+            Series::Requests(RouteLabel::Route(chat), ModelLabel::Model(deepseek), 503).stat_name(&c),
             "ai_gateway_requests_total.route.chat.model.deepseek-v3.2.version.2.0.0-canary.1.status.503"
         );
         assert_eq!(
-            Series::Tokens(ModelLabel::Model(0), TokenType::Completion).stat_name(&c),
+            Series::Tokens(ModelLabel::Model(gpt), TokenType::Completion).stat_name(&c),
             "ai_gateway_tokens_total.model.gpt-4.1.version.1.0.0.type.completion"
         );
         assert_eq!(
-            Series::Failovers(RouteLabel::Route(0), 1, 0).stat_name(&c),
+            Series::Failovers(RouteLabel::Route(chat), deepseek, gpt).stat_name(&c),
             "ai_gateway_failovers_total.route.chat.from_model.deepseek-v3.2.to_model.gpt-4.1"
         );
         assert_eq!(

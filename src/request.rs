@@ -219,7 +219,7 @@ pub fn route<S: SharedStore>(
     let mut headers = Vec::with_capacity(4);
     let mut splice = None;
     let mut strip_usage = false;
-    let model = target.and_then(|m| cfg.models.get(m));
+    let model = target.map(|m| cfg.model(m));
     if let Some(t) = model {
         let plan = Plan {
             model: Some(&t.name),

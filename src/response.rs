@@ -88,10 +88,9 @@ pub fn on_headers(headers: &HeaderMap, served: &Served) -> ResponsePlan {
 pub fn client_headers<'c>(cfg: &'c Config, served: &Served) -> Vec<(&'static str, &'c str)> {
     let mut out = Vec::with_capacity(3);
     if let ModelLabel::Model(m) = served.model {
-        if let Some(m) = cfg.models.get(m) {
-            out.push(("x-ai-gateway-model", m.name.as_str()));
-            out.push(("x-ai-gateway-version", m.version_label.as_str()));
-        }
+        let m = cfg.model(m);
+        out.push(("x-ai-gateway-model", m.name.as_str()));
+        out.push(("x-ai-gateway-version", m.version_label.as_str()));
     }
     out.push(("x-ai-gateway-route", routing::route_name(cfg, served.route)));
     out
@@ -113,7 +112,7 @@ impl Costs {
     pub fn add(&self, model: ModelId, usage: Usage, price: crate::usage::Price) -> u64 {
         self.by_model
             .borrow_mut()
-            .get_mut(model)
+            .get_mut(model.index())
             .map_or(0, |acc| acc.add(usage, price))
     }
 }
@@ -159,7 +158,7 @@ pub fn account<S: SharedStore>(
             usage.completion_tokens,
         );
         if let ModelLabel::Model(m) = served.model {
-            if let Some(price) = cfg.models.get(m).and_then(|t| t.price) {
+            if let Some(price) = cfg.model(m).price {
                 let micros = costs.add(m, usage, price);
                 stats.add(Series::Cost(served.model), micros);
             }
@@ -177,7 +176,7 @@ pub fn account<S: SharedStore>(
         return;
     };
     let transition = breakers.record(model, outcome, served.probe, done.now_ms);
-    let name = cfg.models.get(model).map_or("", |m| m.name.as_str());
+    let name = cfg.model(model).name.as_str();
     match transition {
         Transition::Opened | Transition::Reopened => {
             warn!("ai-gateway: circuit of {name} is open ({transition:?})");

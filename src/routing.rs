@@ -47,7 +47,7 @@ pub fn resolve(cfg: &Config, requested: Option<&str>) -> Resolution {
 /// The name of a route label, for the `x-ai-gateway-route` header and the `route` label.
 pub fn route_name(cfg: &Config, route: RouteLabel) -> &str {
     match route {
-        RouteLabel::Route(r) => cfg.routes.get(r).map_or("", |r| r.name.as_str()),
+        RouteLabel::Route(r) => cfg.route(r).name.as_str(),
         RouteLabel::Direct => route_labels::DIRECT,
         RouteLabel::Passthrough => route_labels::PASSTHROUGH,
     }
@@ -92,10 +92,7 @@ pub fn pick<S: SharedStore>(
     chooser: Chooser,
     now_ms: u64,
 ) -> Result<Picked, GatewayError> {
-    let route = cfg
-        .routes
-        .get(route_id)
-        .ok_or(GatewayError::Misconfigured)?;
+    let route = cfg.route(route_id);
     breakers.refresh();
     // What the pick would be with every circuit closed: a different final choice is a
     // failover (the same roll or key keeps the two comparable).
@@ -221,18 +218,22 @@ mod tests {
     #[test]
     fn resolves_a_route_a_model_and_unknown_names_by_policy() {
         let c = split_90_10();
-        assert_eq!(resolve(&c, Some("chat")), Resolution::Route(0));
-        assert_eq!(resolve(&c, Some("stable")), Resolution::Model(0));
+        let (chat, stable) = (c.route_id(0).unwrap(), c.model_id(0).unwrap());
+        assert_eq!(resolve(&c, Some("chat")), Resolution::Route(chat));
+        assert_eq!(resolve(&c, Some("stable")), Resolution::Model(stable));
         // A pre-release is reached only through routes: unknown by name → default route.
-        assert_eq!(resolve(&c, Some("canary")), Resolution::Route(0));
-        assert_eq!(resolve(&c, Some("")), Resolution::Route(0));
-        assert_eq!(resolve(&c, None), Resolution::Route(0));
+        assert_eq!(resolve(&c, Some("canary")), Resolution::Route(chat));
+        assert_eq!(resolve(&c, Some("")), Resolution::Route(chat));
+        assert_eq!(resolve(&c, None), Resolution::Route(chat));
 
         let reject =
             cfg(r#"{"models":[{"name":"a","version":"1.0.0"}],"unknown_models":"reject"}"#);
         assert_eq!(resolve(&reject, Some("zzz")), Resolution::Reject);
         assert_eq!(resolve(&reject, None), Resolution::Reject);
-        assert_eq!(resolve(&reject, Some("a")), Resolution::Model(0));
+        assert_eq!(
+            resolve(&reject, Some("a")),
+            Resolution::Model(reject.model_id(0).unwrap())
+        );
 
         let pass =
             cfg(r#"{"models":[{"name":"a","version":"1.0.0"}],"unknown_models":"passthrough"}"#);
@@ -242,7 +243,8 @@ mod tests {
     #[test]
     fn labels_routes_for_headers_and_metrics() {
         let c = split_90_10();
-        assert_eq!(route_name(&c, RouteLabel::Route(0)), "chat");
+        let chat = c.route_id(0).unwrap();
+        assert_eq!(route_name(&c, RouteLabel::Route(chat)), "chat");
         assert_eq!(route_name(&c, RouteLabel::Direct), "_direct");
         assert_eq!(route_name(&c, RouteLabel::Passthrough), "_passthrough");
         let implicit = cfg(r#"{"models":[{"name":"a","version":"1.0.0","weight":1}]}"#);
@@ -258,7 +260,7 @@ mod tests {
         let n: u64 = 10_000;
         let step = u64::MAX / n;
         let canary = (0..n)
-            .filter(|k| pick_weighted(&c.routes[0], all, k * step + step / 2) == Some(1))
+            .filter(|k| pick_weighted(&c.routes[0], all, k * step + step / 2) == c.model_id(1))
             .count();
         assert_eq!(canary, 1_000);
     }
@@ -266,16 +268,19 @@ mod tests {
     #[test]
     fn weighted_pick_covers_the_extreme_rolls() {
         let c = split_90_10();
-        assert_eq!(pick_weighted(&c.routes[0], all, 0), Some(0));
-        assert_eq!(pick_weighted(&c.routes[0], all, u64::MAX), Some(1));
+        assert_eq!(pick_weighted(&c.routes[0], all, 0), c.model_id(0));
+        assert_eq!(pick_weighted(&c.routes[0], all, u64::MAX), c.model_id(1));
     }
 
     #[test]
     fn an_unavailable_target_shares_its_weight_among_the_others() {
         let c = split_90_10();
-        let only_canary = |m: ModelId| m == 1;
+        let only_canary = |m: ModelId| m.index() == 1;
         for roll in [0, u64::MAX / 2, u64::MAX] {
-            assert_eq!(pick_weighted(&c.routes[0], only_canary, roll), Some(1));
+            assert_eq!(
+                pick_weighted(&c.routes[0], only_canary, roll),
+                c.model_id(1)
+            );
         }
         assert_eq!(pick_weighted(&c.routes[0], |_| false, 42), None);
     }
@@ -289,8 +294,11 @@ mod tests {
         );
         for k in 0..1000u64 {
             let roll = mix64(k);
-            assert_eq!(pick_weighted(&c.routes[0], all, roll), Some(1));
-            assert_eq!(pick_sticky(&c.routes[0], all, &roll.to_le_bytes()), Some(1));
+            assert_eq!(pick_weighted(&c.routes[0], all, roll), c.model_id(1));
+            assert_eq!(
+                pick_sticky(&c.routes[0], all, &roll.to_le_bytes()),
+                c.model_id(1)
+            );
         }
     }
 
@@ -310,7 +318,9 @@ mod tests {
         let c = split_90_10();
         let n = 100_000;
         let canary = (0..n)
-            .filter(|i| pick_sticky(&c.routes[0], all, format!("user-{i}").as_bytes()) == Some(1))
+            .filter(|i| {
+                pick_sticky(&c.routes[0], all, format!("user-{i}").as_bytes()) == c.model_id(1)
+            })
             .count();
         // Binomial(100000, 0.1): sd ≈ 95; 6 sd ≈ 570.
         assert!((canary as i64 - 10_000).abs() < 600, "canary got {canary}");
@@ -331,7 +341,7 @@ mod tests {
             let b = pick_sticky(&after.routes[0], all, key.as_bytes());
             if a != b {
                 // Nobody leaves the canary when its weight grows.
-                assert_eq!((a, b), (Some(0), Some(1)), "{key}");
+                assert_eq!((a, b), (before.model_id(0), before.model_id(1)), "{key}");
                 moved += 1;
             }
         }
@@ -353,7 +363,7 @@ mod tests {
             let key = format!("u{i}");
             let a = pick_sticky(&two.routes[0], all, key.as_bytes());
             let b = pick_sticky(&three.routes[0], all, key.as_bytes());
-            assert!(a == b || b == Some(2), "{key}: {a:?} → {b:?}");
+            assert!(a == b || b == three.model_id(2), "{key}: {a:?} → {b:?}");
         }
     }
 
@@ -367,9 +377,9 @@ mod tests {
         for i in 0..5_000 {
             let key = format!("u{i}");
             let before = pick_sticky(&c.routes[0], all, key.as_bytes());
-            let after = pick_sticky(&c.routes[0], |m| m != 2, key.as_bytes());
-            if before == Some(2) {
-                assert_ne!(after, Some(2));
+            let after = pick_sticky(&c.routes[0], |m| m.index() != 2, key.as_bytes());
+            if before == c.model_id(2) {
+                assert_ne!(after, c.model_id(2));
                 moved += 1;
             } else {
                 assert_eq!(after, before, "{key}");

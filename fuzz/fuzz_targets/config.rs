@@ -7,7 +7,7 @@
 //! targets of the route, names from the input resolve without panicking).
 #![no_main]
 
-use ai_gateway_filter::config::{self, Named};
+use ai_gateway_filter::config::{self, ModelId, Named};
 use ai_gateway_filter::routing::{self, Resolution};
 use ai_gateway_filter::{models_endpoint, rng::mix64};
 use fuzz_support::serde_valid;
@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(!route.name.is_empty());
         for t in &route.targets {
             assert!(
-                t.model < cfg.models.len(),
+                t.model.index() < cfg.models.len(),
                 "route {} names model {}",
                 route.name,
                 t.model
@@ -46,12 +46,12 @@ fuzz_target!(|data: &[u8]| {
         assert!(route.targets[live..].iter().all(|t| t.weight == 0.0));
     }
     if let Some(r) = cfg.default_route {
-        assert!(r < cfg.routes.len());
+        assert!(r.index() < cfg.routes.len());
     }
     for name in cfg.served_names() {
         match cfg.lookup(name) {
-            Some(Named::Route(r)) => assert!(r < cfg.routes.len()),
-            Some(Named::Model(m)) => assert!(m < cfg.models.len()),
+            Some(Named::Route(r)) => assert!(r.index() < cfg.routes.len()),
+            Some(Named::Model(m)) => assert!(m.index() < cfg.models.len()),
             None => panic!("served name {name:?} does not resolve"),
         }
     }
@@ -69,12 +69,12 @@ fuzz_target!(|data: &[u8]| {
 
     // Picks.
     let seed = u64::try_from(data.len()).unwrap_or(0);
-    for (ri, route) in cfg.routes.iter().enumerate() {
+    for (ri, route) in cfg.route_ids().zip(&cfg.routes) {
         for k in 0..8u64 {
             let roll = mix64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let mask = mix64(roll);
-            let healthy = |m: usize| (mask >> (m % 64)) & 1 == 1 || k == 0;
-            let live = |m: usize| {
+            let healthy = |m: ModelId| (mask >> (m.index() % 64)) & 1 == 1 || k == 0;
+            let live = |m: ModelId| {
                 route
                     .targets
                     .iter()
@@ -106,8 +106,8 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(name) = std::str::from_utf8(piece) {
             let res = routing::resolve(&cfg, Some(name));
             match res {
-                Resolution::Route(r) => assert!(r < cfg.routes.len()),
-                Resolution::Model(m) => assert!(m < cfg.models.len()),
+                Resolution::Route(r) => assert!(r.index() < cfg.routes.len()),
+                Resolution::Model(m) => assert!(m.index() < cfg.models.len()),
                 Resolution::Reject | Resolution::Passthrough => {}
             }
             let _ = routing::route_label(&cfg, res);

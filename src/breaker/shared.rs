@@ -62,7 +62,7 @@ impl<S: SharedStore> Breakers<S> {
     }
 
     fn load(&self, model: ModelId) -> (TargetState, u32) {
-        let Some(key) = self.keys.get(model) else {
+        let Some(key) = self.keys.get(model.index()) else {
             return (TargetState::default(), 0);
         };
         match self.store.get(key) {
@@ -105,9 +105,12 @@ impl<S: SharedStore> Breakers<S> {
         if cache.generation == generation && generation.is_some() {
             return;
         }
-        for model in 0..self.keys.len() {
-            let (state, _) = self.load(model);
-            if let Some(slot) = cache.states.get_mut(model) {
+        for (index, key) in self.keys.iter().enumerate() {
+            let state = match self.store.get(key) {
+                Ok((Some(bytes), _)) => TargetState::decode(&bytes).unwrap_or_default(),
+                _ => TargetState::default(),
+            };
+            if let Some(slot) = cache.states.get_mut(index) {
                 *slot = state;
             }
         }
@@ -123,7 +126,7 @@ impl<S: SharedStore> Breakers<S> {
         self.cache
             .borrow()
             .states
-            .get(model)
+            .get(model.index())
             .is_none_or(|s| s.available(now_ms, &self.cfg))
     }
 
@@ -131,7 +134,7 @@ impl<S: SharedStore> Breakers<S> {
     pub fn retry_after_s(&self, models: impl Iterator<Item = ModelId>, now_ms: u64) -> u64 {
         let cache = self.cache.borrow();
         models
-            .filter_map(|m| cache.states.get(m))
+            .filter_map(|m| cache.states.get(m.index()))
             .map(|s| s.retry_after_s(now_ms, &self.cfg))
             .min()
             .unwrap_or(1)
@@ -145,12 +148,12 @@ impl<S: SharedStore> Breakers<S> {
             .cache
             .borrow()
             .states
-            .get(model)
+            .get(model.index())
             .map_or(Phase::Closed, |s| s.phase(now_ms, &self.cfg));
         if phase == Phase::Closed {
             return Admission::Allowed;
         }
-        let Some(key) = self.keys.get(model) else {
+        let Some(key) = self.keys.get(model.index()) else {
             return Admission::Allowed;
         };
         for _ in 0..CAS_ATTEMPTS {
@@ -179,14 +182,14 @@ impl<S: SharedStore> Breakers<S> {
     }
 
     fn store_in_cache(&self, model: ModelId, state: TargetState) {
-        if let Some(slot) = self.cache.borrow_mut().states.get_mut(model) {
+        if let Some(slot) = self.cache.borrow_mut().states.get_mut(model.index()) {
             *slot = state;
         }
     }
 
     /// Records a finished request's outcome; returns the transition it caused.
     pub fn record(&self, model: ModelId, outcome: Outcome, probe: bool, now_ms: u64) -> Transition {
-        let Some(key) = self.keys.get(model) else {
+        let Some(key) = self.keys.get(model.index()) else {
             return Transition::None;
         };
         for _ in 0..CAS_ATTEMPTS {
@@ -220,7 +223,7 @@ impl<S: SharedStore> Breakers<S> {
         self.cache
             .borrow()
             .states
-            .get(model)
+            .get(model.index())
             .is_some_and(TargetState::is_open)
     }
 

@@ -665,12 +665,17 @@ mod shared {
     use super::{Rng, CFG, T0};
     use crate::breaker::{state_key, CAS_ATTEMPTS};
     use crate::breaker::{Admission, Breakers, Outcome, Phase, TargetState, Transition};
-    use crate::config::{parse, Config};
+    use crate::config::{parse, Config, ModelId};
     use crate::store::{MemoryStore, SharedStore};
     use std::cell::RefCell;
     use std::rc::Rc;
     #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
     use wasm_bindgen_test::wasm_bindgen_test as test;
+
+    /// The one model of [`config`].
+    fn m() -> ModelId {
+        config().model_id(0).unwrap()
+    }
 
     /// One model whose breaker has the settings of [`CFG`].
     fn config() -> Config {
@@ -715,9 +720,9 @@ mod shared {
     fn run(worker: &Breakers<Rc<MemoryStore>>, op: Op) -> Answer {
         worker.refresh();
         match op {
-            Op::Admit(now) => Answer::Admission(worker.admit(0, now)),
+            Op::Admit(now) => Answer::Admission(worker.admit(m(), now)),
             Op::Record(now, outcome, probe) => {
-                Answer::Transition(worker.record(0, outcome, probe, now))
+                Answer::Transition(worker.record(m(), outcome, probe, now))
             }
         }
     }
@@ -786,7 +791,7 @@ mod shared {
         );
         assert_eq!(log.len(), 2, "B wrote between A's read and A's write");
         assert_serial(&store, &log);
-        assert_eq!(a.window_counts(0, T0), (1, 1), "neither outcome was lost");
+        assert_eq!(a.window_counts(m(), T0), (1, 1), "neither outcome was lost");
     }
 
     #[test]
@@ -832,7 +837,7 @@ mod shared {
         assert_eq!(state.phase(T0 + 5 + CFG.cooldown_ms, &CFG), Phase::HalfOpen);
         for worker in [&a, &b] {
             worker.refresh();
-            assert!(!worker.available(0, T0 + 5 + CFG.cooldown_ms));
+            assert!(!worker.available(m(), T0 + 5 + CFG.cooldown_ms));
         }
     }
 
@@ -875,13 +880,13 @@ mod shared {
         let (store, a, b) = two_workers();
         let other = Rc::clone(&b);
         store.interleave(move || {
-            other.record(0, Outcome::Success, false, T0);
+            other.record(m(), Outcome::Success, false, T0);
         });
-        assert_eq!(a.record(0, Outcome::Failure, false, T0), Transition::None);
+        assert_eq!(a.record(m(), Outcome::Failure, false, T0), Transition::None);
         store.interleave_off();
         let attempts = u64::try_from(CAS_ATTEMPTS).unwrap();
         assert_eq!(
-            a.window_counts(0, T0),
+            a.window_counts(m(), T0),
             (attempts, 0),
             "only B's writes landed"
         );
@@ -893,16 +898,16 @@ mod shared {
         b.refresh();
         for i in 0..4 {
             a.refresh();
-            let t = a.record(0, Outcome::Failure, false, T0 + i);
+            let t = a.record(m(), Outcome::Failure, false, T0 + i);
             assert_eq!(t == Transition::Opened, i == 3);
         }
-        assert!(a.is_open(0));
+        assert!(a.is_open(m()));
         // B's cache still has the closed circuit until it refreshes (the pick refreshes first).
-        assert!(b.available(0, T0 + 10));
+        assert!(b.available(m(), T0 + 10));
         b.refresh();
-        assert!(b.is_open(0));
-        assert!(!b.available(0, T0 + 10));
-        assert_eq!(b.retry_after_s([0].into_iter(), T0 + 10), 30);
+        assert!(b.is_open(m()));
+        assert!(!b.available(m(), T0 + 10));
+        assert_eq!(b.retry_after_s([m()].into_iter(), T0 + 10), 30);
     }
 
     #[test]
@@ -912,7 +917,7 @@ mod shared {
         let a = Breakers::new(&cfg, Rc::clone(&store));
         let key = state_key("m", "1.0.0");
         assert_eq!(store.get(&key).unwrap(), (None, 0));
-        a.record(0, Outcome::Failure, false, T0);
+        a.record(m(), Outcome::Failure, false, T0);
         let (bytes, version) = store.get(&key).unwrap();
         assert_ne!(version, 0);
         assert_eq!(store.writes(), 2, "created, then compare-and-swapped");
@@ -933,12 +938,12 @@ mod shared {
         }
         let breakers = Breakers::new(&config(), Broken);
         breakers.refresh();
-        assert!(breakers.available(0, T0));
-        assert_eq!(breakers.admit(0, T0), Admission::Allowed);
+        assert!(breakers.available(m(), T0));
+        assert_eq!(breakers.admit(m(), T0), Admission::Allowed);
         assert_eq!(
-            breakers.record(0, Outcome::Failure, false, T0),
+            breakers.record(m(), Outcome::Failure, false, T0),
             Transition::None
         );
-        assert!(!breakers.is_open(0));
+        assert!(!breakers.is_open(m()));
     }
 }

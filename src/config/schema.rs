@@ -1,6 +1,6 @@
-//! The plugin configuration as operators write it (SPEC "Configuration"): serde structs that
-//! reject unknown fields. Nothing here is trusted; [`super::compile`] turns it into the
-//! validated runtime [`super::Config`].
+//! The plugin configuration as operators write it (docs/design.md, "Configuration contract"):
+//! serde structs that reject unknown fields. Nothing here is trusted; [`super::compile`] turns
+//! it into the validated runtime [`super::Config`].
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -35,7 +35,7 @@ pub struct GatewayConfig {
     pub prices: BTreeMap<String, PriceConfig>,
 }
 
-/// One model the gateway may send upstream (the seed's `ModelConfig`).
+/// One model the gateway may send upstream.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
@@ -114,7 +114,7 @@ pub struct UpstreamConfig {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyInjection {
-    /// The filter sets `authorization: Bearer <key>` from `api_key_env` (SPEC default).
+    /// The filter sets `authorization: Bearer <key>` from `api_key_env` (the default).
     #[default]
     Filter,
     /// An upstream HTTP filter on the cluster (Envoy's `credential_injector`) sets it on every
@@ -137,4 +137,91 @@ pub struct StickyConfig {
 pub struct PriceConfig {
     pub input: f64,
     pub output: f64,
+}
+
+// === field names ===
+
+/// One step of a path into the configuration's JSON: an object member or an array item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathSegment {
+    Key(String),
+    Index(usize),
+}
+
+/// The field names of a schema struct, as its `Deserialize` derive knows them (read from the
+/// derive itself, so they can't drift from the structs above).
+pub fn fields_of<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    match T::deserialize(probe::Fields) {
+        Err(probe::Found(Some(fields))) => fields,
+        _ => &[],
+    }
+}
+
+/// The field names of the schema struct found at `path` in a configuration (`[]`: the
+/// top-level object), or `None` where there is no struct (a list, a map of prices, a value).
+pub fn fields_at(path: &[PathSegment]) -> Option<&'static [&'static str]> {
+    use PathSegment::{Index, Key};
+    let fields = match path {
+        [] => fields_of::<GatewayConfig>(),
+        [Key(k), Index(_)] if k == "models" => fields_of::<ModelConfig>(),
+        [Key(k), Index(_)] if k == "routes" => fields_of::<RouteConfig>(),
+        [Key(k), Index(_), Key(t), Index(_)] if k == "routes" && t == "targets" => {
+            fields_of::<TargetConfig>()
+        }
+        [Key(k)] if k == "failover" => fields_of::<FailoverConfig>(),
+        [Key(k)] if k == "upstream" => fields_of::<UpstreamConfig>(),
+        [Key(k)] if k == "sticky" => fields_of::<StickyConfig>(),
+        [Key(k), Key(_)] if k == "prices" => fields_of::<PriceConfig>(),
+        _ => return None,
+    };
+    Some(fields)
+}
+
+/// A deserializer that only answers "which fields?": the derive passes its field list to
+/// `deserialize_struct`, which hands it back as the error.
+mod probe {
+    use serde::de::{self, Visitor};
+    use std::fmt;
+
+    pub struct Fields;
+
+    #[derive(Debug)]
+    pub struct Found(pub Option<&'static [&'static str]>);
+
+    impl fmt::Display for Found {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("field-name probe")
+        }
+    }
+
+    impl std::error::Error for Found {}
+
+    impl de::Error for Found {
+        fn custom<T: fmt::Display>(_: T) -> Self {
+            Found(None)
+        }
+    }
+
+    impl<'de> de::Deserializer<'de> for Fields {
+        type Error = Found;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Found> {
+            Err(Found(None))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Found> {
+            Err(Found(Some(fields)))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
 }

@@ -16,7 +16,7 @@ fn ok(json: &str) -> Config {
     }
 }
 
-const SPEC_EXAMPLE: &str = r#"{
+const FULL_EXAMPLE: &str = r#"{
   "models": [
     {"name": "claude-sonnet-4.5", "version": "1.4.0", "max_tokens": 4096, "temperature": 0.7,
      "weight": 90, "cluster": "holysheep", "system_prompt": "...", "timeout_ms": 60000},
@@ -44,16 +44,16 @@ const SPEC_EXAMPLE: &str = r#"{
 }"#;
 
 #[test]
-fn accepts_the_spec_example_and_resolves_names_to_indices() {
-    let c = ok(SPEC_EXAMPLE);
+fn accepts_the_full_example_and_resolves_names_to_indices() {
+    let c = ok(FULL_EXAMPLE);
     assert_eq!(c.models.len(), 3);
-    assert_eq!(c.lookup("chat"), Some(Named::Route(0)));
-    assert_eq!(c.default_route, Some(0));
+    assert_eq!(c.lookup("chat"), Some(Named::Route(RouteId(0))));
+    assert_eq!(c.default_route, Some(RouteId(0)));
     let chat = &c.routes[0];
     assert_eq!(chat.total_weight, 100.0);
     assert_eq!(
         chat.targets.iter().map(|t| t.model).collect::<Vec<_>>(),
-        vec![0, 2, 1]
+        vec![ModelId(0), ModelId(2), ModelId(1)]
     );
     assert_eq!(c.models[0].timeout_header, "60000");
     assert_eq!(c.models[1].timeout_ms, 30_000);
@@ -71,7 +71,7 @@ fn a_model_name_selects_its_highest_release_and_skips_pre_releases() {
         {"name":"m","version":"1.10.0"},
         {"name":"m","version":"2.0.0-rc.1"},
         {"name":"canary-only","version":"0.1.0-canary.1"}]}"#);
-    assert_eq!(c.lookup("m"), Some(Named::Model(1)));
+    assert_eq!(c.lookup("m"), Some(Named::Model(ModelId(1))));
     assert_eq!(c.lookup("canary-only"), None);
     assert_eq!(c.lookup("nope"), None);
 }
@@ -82,7 +82,7 @@ fn fills_defaults_when_optional_fields_are_absent() {
     assert_eq!(c.timeout_ms, 30_000);
     assert_eq!(c.cluster, "holysheep");
     assert_eq!(c.api_key_env, "HOLYSHEEP_API_KEY");
-    assert_eq!(c.unknown_models, UnknownModels::Route);
+    assert_eq!(c.unknown_models, UnknownModelsPolicy::Route);
     assert!(c.stream_usage);
     assert!(c.serve_models_endpoint);
     assert_eq!(c.paths.len(), 4);
@@ -97,7 +97,7 @@ fn fills_defaults_when_optional_fields_are_absent() {
     );
     // The implicit route of models[].weight is the default route.
     let d = c.default_route.unwrap();
-    assert_eq!(c.routes[d].name, route_labels::IMPLICIT);
+    assert_eq!(c.route(d).name, route_labels::IMPLICIT);
 }
 
 #[test]
@@ -287,7 +287,7 @@ fn converts_prices_to_integer_micro_dollars() {
 
 #[test]
 fn lists_routes_then_addressable_models_for_the_models_endpoint() {
-    let c = ok(SPEC_EXAMPLE);
+    let c = ok(FULL_EXAMPLE);
     assert_eq!(
         c.served_names().collect::<Vec<_>>(),
         vec!["chat", "claude-sonnet-4.5"]
@@ -302,7 +302,7 @@ fn drained_targets_are_kept_after_live_ones() {
                    "default_route":"r"}"#,
     );
     let r = &c.routes[0];
-    assert_eq!(r.targets[0].model, 1);
+    assert_eq!(r.targets[0].model, ModelId(1));
     assert_eq!(r.targets[1].weight, 0.0);
 }
 
@@ -357,4 +357,167 @@ fn key_injection_rejects_other_values_naming_the_field() {
         ),
         "{e:?}"
     );
+}
+
+#[test]
+fn an_unknown_member_is_typed_with_its_place_in_every_schema_struct() {
+    use schema::PathSegment::{Index, Key};
+    let model = r#"{"name":"a","version":"1.0.0","weight":1}"#;
+    let cases: Vec<(String, Vec<schema::PathSegment>)> = vec![
+        (format!(r#"{{"models":[{model}],"bogus":1}}"#), vec![]),
+        (
+            r#"{"models":[{"name":"a","version":"1.0.0","bogus":1}]}"#.into(),
+            vec![Key("models".into()), Index(0)],
+        ),
+        (
+            format!(r#"{{"models":[{model}],"routes":[{{"name":"r","bogus":1,"targets":[]}}]}}"#),
+            vec![Key("routes".into()), Index(0)],
+        ),
+        (
+            format!(
+                r#"{{"models":[{model}],"routes":[{{"name":"r","targets":[{{"model":"a","weight":1,"bogus":1}}]}}]}}"#
+            ),
+            vec![
+                Key("routes".into()),
+                Index(0),
+                Key("targets".into()),
+                Index(0),
+            ],
+        ),
+        (
+            format!(r#"{{"models":[{model}],"failover":{{"bogus":1}}}}"#),
+            vec![Key("failover".into())],
+        ),
+        (
+            format!(r#"{{"models":[{model}],"upstream":{{"bogus":1}}}}"#),
+            vec![Key("upstream".into())],
+        ),
+        (
+            format!(r#"{{"models":[{model}],"sticky":{{"header":"x","bogus":1}}}}"#),
+            vec![Key("sticky".into())],
+        ),
+        (
+            format!(r#"{{"models":[{model}],"prices":{{"a.b":{{"input":1,"bogus":1}}}}}}"#),
+            vec![Key("prices".into()), Key("a.b".into())],
+        ),
+    ];
+    for (json, parent) in cases {
+        let errs = match parse(json.as_bytes()) {
+            Ok(_) => panic!("accepted {json}"),
+            Err(e) => e.0,
+        };
+        assert_eq!(errs.len(), 1, "{json}");
+        let unknown = errs[0].unknown_field();
+        assert_eq!(
+            unknown,
+            Some(&UnknownField {
+                parent: parent.clone(),
+                name: "bogus".into()
+            }),
+            "{json}: {}",
+            errs[0]
+        );
+        assert!(
+            errs[0].message.starts_with("unknown field `bogus`"),
+            "{}",
+            errs[0]
+        );
+        // The field list is the derive's own: serde's message names exactly those fields.
+        let known = schema::fields_at(&parent).unwrap_or_default();
+        assert!(!known.is_empty(), "{json}");
+        for f in known {
+            assert!(errs[0].message.contains(&format!("`{f}`")), "{}", errs[0]);
+        }
+        let quoted = errs[0].message.matches('`').count() / 2;
+        assert_eq!(quoted, known.len() + 1, "{}", errs[0]);
+    }
+}
+
+#[test]
+fn other_errors_are_not_unknown_fields() {
+    for json in [
+        r#"{"models":[{"name":"a","version":1}]}"#,
+        r#"{"models":[{"name":"a"}]}"#,
+        r#"{"models":[],"prices":{"a":1}}"#,
+        r#"{"models":[],"unknown_models":"maybe"}"#,
+        r#"{"models":[{"name":"a","version":"x"}]}"#,
+        r#"{"models":[{"name":"a","#,
+        "[]",
+        "",
+    ] {
+        let errs = match parse(json.as_bytes()) {
+            Ok(_) => panic!("accepted {json}"),
+            Err(e) => e.0,
+        };
+        assert!(
+            errs.iter().all(|e| e.unknown_field().is_none()),
+            "{json}: {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn resolves_target_references_by_the_compiler_rules() {
+    let c = ok(FULL_EXAMPLE);
+    assert_eq!(c.resolve_target("deepseek-v3.2", None), Ok(ModelId(1)));
+    assert_eq!(
+        c.resolve_target("claude-sonnet-4.5", Some("1.5.0-rc.1")),
+        Ok(ModelId(2))
+    );
+    assert_eq!(
+        c.resolve_target("claude-sonnet-4.5", Some("1.4.0+build.7")),
+        Ok(ModelId(0))
+    );
+    let err = |name, version| match c.resolve_target(name, version) {
+        Ok(m) => panic!("{name} resolved to {m}"),
+        Err(e) => (e.field, e.message),
+    };
+    assert_eq!(
+        err("claude-sonnet-4.5", None),
+        (
+            "version",
+            "required: claude-sonnet-4.5 has 2 configured versions (1.4.0, 1.5.0-rc.1)".into()
+        )
+    );
+    assert_eq!(
+        err("gpt-4.1", None),
+        ("model", "\"gpt-4.1\" is not a configured model".into())
+    );
+    assert_eq!(err("deepseek-v3.2", Some("2")).0, "version");
+    assert_eq!(
+        err("deepseek-v3.2", Some("2.0.0")),
+        (
+            "version",
+            "deepseek-v3.2@2.0.0 is not configured (configured versions: 2.0.0-canary.1)".into()
+        )
+    );
+}
+
+#[test]
+fn ids_cover_the_models_and_routes_and_nothing_else() {
+    let c = ok(
+        r#"{"models":[{"name":"a","version":"1.0.0","weight":1},{"name":"b","version":"1.0.0"}],
+                   "routes":[{"name":"r","targets":[{"model":"b","weight":1}]}]}"#,
+    );
+    let models: Vec<ModelId> = c.model_ids().collect();
+    assert_eq!(models, vec![ModelId(0), ModelId(1)]);
+    assert_eq!(c.model(models[1]).name, "b");
+    assert_eq!(c.model_id(1), Some(models[1]));
+    assert_eq!(c.model_id(2), None);
+    assert_eq!(models[1].index(), 1);
+    assert_eq!(models[1].to_string(), "models[1]");
+    // The user route, then the implicit route of models[].weight.
+    let routes: Vec<RouteId> = c.route_ids().collect();
+    assert_eq!(routes.len(), 2);
+    assert_eq!(c.route(routes[0]).name, "r");
+    assert_eq!(c.route(routes[1]).name, route_labels::IMPLICIT);
+    assert_eq!(c.default_route, Some(routes[1]));
+    assert_eq!(c.route_id(2), None);
+    assert_eq!(routes[0].to_string(), "routes[0]");
+    // Every id the compiler hands out is one of these.
+    for route in &c.routes {
+        for t in &route.targets {
+            assert!(models.contains(&t.model));
+        }
+    }
 }

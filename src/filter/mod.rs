@@ -123,7 +123,7 @@ impl RootContext for Root {
         // Publish the circuit gauges as they stand (state survives reconfiguration and VM
         // reloads: it lives in the host's shared data).
         runtime.breakers.refresh();
-        for model in 0..runtime.cfg.models.len() {
+        for model in runtime.cfg.model_ids() {
             let open = u64::from(runtime.breakers.is_open(model));
             runtime.record(Series::CircuitOpen(model), open);
         }

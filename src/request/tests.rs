@@ -21,6 +21,10 @@ const CONFIG: &str = r#"{
     "sticky":{"header":"x-user-id"},
     "failover":{"min_requests":2,"window_s":10,"cooldown_s":30}}"#;
 
+fn id(i: usize) -> crate::config::ModelId {
+    parse(CONFIG.as_bytes()).unwrap().model_id(i).unwrap()
+}
+
 fn cfg(json: &str) -> Config {
     parse(json.as_bytes()).unwrap()
 }
@@ -173,7 +177,7 @@ fn a_direct_request_is_rewritten_with_its_model_settings_and_routed_to_its_clust
         ]
     );
     assert_eq!(routed.served.route, RouteLabel::Direct);
-    assert_eq!(routed.served.model, ModelLabel::Model(0));
+    assert_eq!(routed.served.model, ModelLabel::Model(id(0)));
     assert_eq!(routed.failover, None);
 }
 
@@ -190,7 +194,7 @@ fn with_the_key_injected_upstream_the_client_authorization_goes_and_the_marker_i
     // "canary" has only a pre-release: the name goes to the default route, pick by roll 0.
     let routed = route(&c, &breakers(&c), body, &i).unwrap();
     let model = routed.served.model;
-    let cluster = if model == ModelLabel::Model(1) {
+    let cluster = if model == ModelLabel::Model(id(1)) {
         "other"
     } else {
         "holysheep"
@@ -267,20 +271,20 @@ fn an_open_circuit_moves_the_pick_and_reports_the_failover_then_503_when_all_are
     i.now_ms = now;
     // Roll 0 picks the first target, "stable".
     let routed = route(&c, &b, br#"{"model":"chat"}"#, &i).unwrap();
-    assert_eq!(routed.served.model, ModelLabel::Model(0));
+    assert_eq!(routed.served.model, ModelLabel::Model(id(0)));
     for _ in 0..2 {
-        b.record(0, Outcome::Failure, false, now);
+        b.record(id(0), Outcome::Failure, false, now);
     }
     let routed = route(&c, &b, br#"{"model":"chat"}"#, &i).unwrap();
-    assert_eq!(routed.served.model, ModelLabel::Model(1));
-    assert_eq!(routed.failover, Some((0, 1)));
+    assert_eq!(routed.served.model, ModelLabel::Model(id(1)));
+    assert_eq!(routed.failover, Some((id(0), id(1))));
     assert_eq!(routed.headers.last(), Some(&set(TIMEOUT_HEADER, "30000")));
     // A request by name is honoured while its circuit is open.
     let direct = route(&c, &b, br#"{"model":"stable"}"#, &i).unwrap();
-    assert_eq!(direct.served.model, ModelLabel::Model(0));
+    assert_eq!(direct.served.model, ModelLabel::Model(id(0)));
 
     for _ in 0..2 {
-        b.record(1, Outcome::Failure, false, now);
+        b.record(id(1), Outcome::Failure, false, now);
     }
     assert_eq!(
         route(&c, &b, br#"{"model":"chat"}"#, &i),

@@ -16,10 +16,14 @@ const CONFIG: &str = r#"{
     "failover":{"min_requests":2,"window_s":10,"cooldown_s":30},
     "prices":{"gpt-4.1":{"input":2.0,"output":8.0}}}"#;
 
+fn id(i: usize) -> crate::config::ModelId {
+    parse(CONFIG.as_bytes()).unwrap().model_id(i).unwrap()
+}
+
 fn served(stream: bool, strip_usage: bool) -> Served {
     Served {
-        route: RouteLabel::Route(0),
-        model: ModelLabel::Model(0),
+        route: RouteLabel::Route(parse(CONFIG.as_bytes()).unwrap().route_id(0).unwrap()),
+        model: ModelLabel::Model(id(0)),
         probe: false,
         stream,
         strip_usage,
@@ -133,7 +137,7 @@ fn a_finished_request_counts_its_status_duration_tokens_and_exact_cost() {
     );
     // 1000 × $2/M + 250 × $8/M = $0.004 = 4000 µ$.
     assert_eq!(stats.counter(Series::Cost(s.model)), 4000);
-    assert_eq!(breakers.window_counts(0, 1), (1, 0));
+    assert_eq!(breakers.window_counts(id(0), 1), (1, 0));
 }
 
 #[test]
@@ -150,7 +154,7 @@ fn failures_count_as_model_errors_and_open_the_circuit_with_its_gauge() {
         &breakers,
         &finished(503, "via_upstream", None, 10),
     );
-    assert!(stats.recorded(Series::CircuitOpen(0)).is_empty());
+    assert!(stats.recorded(Series::CircuitOpen(id(0))).is_empty());
     account(
         &cfg,
         &stats,
@@ -166,13 +170,13 @@ fn failures_count_as_model_errors_and_open_the_circuit_with_its_gauge() {
         stats.counter(Series::ModelErrors(s.model, ErrorType::Timeout)),
         1
     );
-    assert_eq!(stats.recorded(Series::CircuitOpen(0)), vec![1]);
-    assert!(breakers.is_open(0));
+    assert_eq!(stats.recorded(Series::CircuitOpen(id(0))), vec![1]);
+    assert!(breakers.is_open(id(0)));
     // The client that went away says nothing about the model: counted as a request only.
     account(&cfg, &stats, &costs, &breakers, &finished(0, "", None, 12));
     assert_eq!(stats.counter(Series::Requests(s.route, s.model, 0)), 1);
     assert_eq!(
-        breakers.window_counts(0, 12),
+        breakers.window_counts(id(0), 12),
         (0, 2),
         "nothing added to the two failures"
     );
@@ -189,7 +193,7 @@ fn the_half_open_probe_closes_the_circuit_and_resets_the_gauge() {
     }
     breakers.refresh();
     assert_eq!(
-        breakers.admit(0, 11 + 30_000),
+        breakers.admit(id(0), 11 + 30_000),
         crate::breaker::Admission::Probe
     );
     let probe = Finished {
@@ -200,6 +204,6 @@ fn the_half_open_probe_closes_the_circuit_and_resets_the_gauge() {
         ..finished(200, "", None, 11 + 30_001)
     };
     account(&cfg, &stats, &costs, &breakers, &probe);
-    assert_eq!(stats.recorded(Series::CircuitOpen(0)), vec![1, 0]);
-    assert!(!breakers.is_open(0));
+    assert_eq!(stats.recorded(Series::CircuitOpen(id(0))), vec![1, 0]);
+    assert!(!breakers.is_open(id(0)));
 }

@@ -1,5 +1,6 @@
 //! `ai-gateway canary analyze`: the canary against the route's stable targets, from
-//! Prometheus (`/api/v1/query`), using exactly the SPEC's metrics and labels:
+//! Prometheus (`/api/v1/query`), using the filter's own metric names
+//! (`ai_gateway_filter::metrics`) and labels (docs/design.md, "Metrics and labels"):
 //!
 //! - `ai_gateway_requests_total{route,model,version,status}` (status = the HTTP code;
 //!   errors are `status=~"5..|429"`),
@@ -11,6 +12,7 @@
 //! `unless on(model, version)`. Verdict: `promote` (exit 0), `hold` (10: too little traffic
 //! or no data to judge), `rollback` (20: a threshold is crossed).
 
+use ai_gateway_filter::metrics;
 use clap::Args;
 use serde::Serialize;
 use std::time::Duration;
@@ -100,9 +102,10 @@ pub fn decide(canary: &Side, stable: &Side, t: &Thresholds) -> (Verdict, Vec<Str
         // least failover_threshold of them failing. It may also have cut the canary's
         // traffic to a trickle of probes, so its request count can't be asked to be large.
         rollback = true;
-        reasons.push(
-            "the canary's circuit breaker opened in the window (ai_gateway_circuit_open = 1): the filter itself took it out of the route".into(),
-        );
+        reasons.push(format!(
+            "the canary's circuit breaker opened in the window ({} = 1): the filter itself took it out of the route",
+            metrics::CIRCUIT_OPEN.name
+        ));
     }
     if canary.requests < t.min_requests || stable.requests < t.min_requests {
         reasons.push(format!(
@@ -206,33 +209,36 @@ pub struct Queries {
 /// The PromQL of every number (index 0: canary, 1: stable).
 pub fn queries(route: &str, model: &str, version: &str, window: &str) -> Queries {
     let (r, m, v) = (q(route), q(model), q(version));
+    let requests = metrics::REQUESTS.name;
+    let buckets = format!("{}_bucket", metrics::DURATION.name);
+    let cost = metrics::COST.name;
+    let circuit = metrics::CIRCUIT_OPEN.name;
     let canary = format!("route={r},model={m},version={v}");
-    let not_canary =
-        format!("unless on(model, version) ai_gateway_requests_total{{model={m},version={v}}}");
+    let not_canary = format!("unless on(model, version) {requests}{{model={m},version={v}}}");
     let errors = "status=~\"5..|429\"";
-    let in_route = format!("and on(model, version) ai_gateway_requests_total{{route={r}}}");
+    let in_route = format!("and on(model, version) {requests}{{route={r}}}");
     Queries {
         requests: [
-            format!("sum(increase(ai_gateway_requests_total{{{canary}}}[{window}]))"),
-            format!("sum(increase(ai_gateway_requests_total{{route={r}}}[{window}]) {not_canary})"),
+            format!("sum(increase({requests}{{{canary}}}[{window}]))"),
+            format!("sum(increase({requests}{{route={r}}}[{window}]) {not_canary})"),
         ],
         errors: [
-            format!("sum(increase(ai_gateway_requests_total{{{canary},{errors}}}[{window}]))"),
-            format!("sum(increase(ai_gateway_requests_total{{route={r},{errors}}}[{window}]) {not_canary})"),
+            format!("sum(increase({requests}{{{canary},{errors}}}[{window}]))"),
+            format!("sum(increase({requests}{{route={r},{errors}}}[{window}]) {not_canary})"),
         ],
         p95: [
-            format!("histogram_quantile(0.95, sum by (le) (rate(ai_gateway_request_duration_milliseconds_bucket{{{canary}}}[{window}])))"),
-            format!("histogram_quantile(0.95, sum by (le) (rate(ai_gateway_request_duration_milliseconds_bucket{{route={r}}}[{window}]) unless on(model, version) ai_gateway_request_duration_milliseconds_bucket{{model={m},version={v}}}))"),
+            format!("histogram_quantile(0.95, sum by (le) (rate({buckets}{{{canary}}}[{window}])))"),
+            format!("histogram_quantile(0.95, sum by (le) (rate({buckets}{{route={r}}}[{window}]) unless on(model, version) {buckets}{{model={m},version={v}}}))"),
         ],
         cost: [
-            format!("sum(increase(ai_gateway_cost_microdollars_total{{model={m},version={v}}}[{window}]))"),
-            format!("sum(increase(ai_gateway_cost_microdollars_total[{window}]) {in_route} {not_canary})"),
+            format!("sum(increase({cost}{{model={m},version={v}}}[{window}]))"),
+            format!("sum(increase({cost}[{window}]) {in_route} {not_canary})"),
         ],
         all_requests: [
-            format!("sum(increase(ai_gateway_requests_total{{model={m},version={v}}}[{window}]))"),
-            format!("sum(increase(ai_gateway_requests_total[{window}]) {in_route} {not_canary})"),
+            format!("sum(increase({requests}{{model={m},version={v}}}[{window}]))"),
+            format!("sum(increase({requests}[{window}]) {in_route} {not_canary})"),
         ],
-        circuit: format!("max(max_over_time(ai_gateway_circuit_open{{model={m},version={v}}}[{window}]))"),
+        circuit: format!("max(max_over_time({circuit}{{model={m},version={v}}}[{window}]))"),
     }
 }
 
@@ -525,7 +531,7 @@ mod tests {
     }
 
     #[test]
-    fn queries_use_the_spec_names_and_labels() {
+    fn queries_use_the_filter_metric_names_and_labels() {
         let q = queries("chat", "deepseek-v3.2", "2.0.0-canary.1", "10m");
         assert_eq!(
             q.requests[0],

@@ -172,7 +172,7 @@ fn shares(cfg: &Config, name: &str) -> Option<Vec<(String, f64, f64)>> {
             } else {
                 0.0
             };
-            (label(&cfg.models[t.model]), t.weight, share)
+            (label(cfg.model(t.model)), t.weight, share)
         })
         .collect();
     // The compiled route puts drained targets last; show configuration order (model order).
@@ -186,9 +186,7 @@ fn shares(cfg: &Config, name: &str) -> Option<Vec<(String, f64, f64)>> {
 }
 
 fn is_default(cfg: &Config, name: &str) -> bool {
-    cfg.default_route
-        .and_then(|i| cfg.routes.get(i))
-        .is_some_and(|r| r.name == name)
+    cfg.default_route.is_some_and(|i| cfg.route(i).name == name)
 }
 
 pub fn diff_configs(location: &str, a: &Config, b: &Config) -> ConfigDiff {
@@ -317,7 +315,7 @@ pub fn diff_configs(location: &str, a: &Config, b: &Config) -> ConfigDiff {
     };
     let default_name = |c: &Config| {
         c.default_route
-            .and_then(|i| c.routes.get(i))
+            .map(|i| c.route(i))
             .map(|r| {
                 if r.name == route_labels::IMPLICIT {
                     "(implicit: models[].weight)".to_owned()

@@ -9,8 +9,8 @@
 
 use crate::source::{self, Body, Format, Found, Source};
 use crate::tree::Node;
-use crate::validate::{find_model, fmt_num};
-use ai_gateway_filter::config::{self, route_labels, Config};
+use crate::validate::fmt_num;
+use ai_gateway_filter::config::{self, route_labels, Config, ModelId};
 use clap::Args;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -187,8 +187,8 @@ fn slots(
     schema: &config::schema::GatewayConfig,
     route: &str,
 ) -> Result<Vec<Slot>, Refused> {
-    let mk = |m: usize, weight: f64, owner: String| {
-        let model = &cfg.models[m];
+    let mk = |m: ModelId, weight: f64, owner: String| {
+        let model = cfg.model(m);
         Slot {
             label: format!("{}@{}", model.name, model.version_label),
             name: model.name.clone(),
@@ -199,10 +199,8 @@ fn slots(
     };
     if route == route_labels::IMPLICIT {
         return Ok(cfg
-            .models
-            .iter()
-            .enumerate()
-            .map(|(i, m)| mk(i, m.weight, format!("models[{i}]")))
+            .model_ids()
+            .map(|m| mk(m, cfg.model(m).weight, m.to_string()))
             .collect());
     }
     let Some((r, rc)) = schema
@@ -227,8 +225,9 @@ fn slots(
     };
     let mut out = Vec::new();
     for (t, target) in rc.targets.iter().enumerate() {
-        let m = find_model(cfg, &target.model, target.version.as_deref())
-            .ok_or_else(|| Refused(1, format!("routes[{r}].targets[{t}] does not resolve")))?;
+        let m = cfg
+            .resolve_target(&target.model, target.version.as_deref())
+            .map_err(|_| Refused(1, format!("routes[{r}].targets[{t}] does not resolve")))?;
         out.push(mk(m, target.weight, format!("routes[{r}].targets[{t}]")));
     }
     Ok(out)

@@ -13,6 +13,7 @@ mod tree;
 mod validate;
 mod yaml;
 
+use ai_gateway_filter::config;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 
@@ -51,7 +52,7 @@ struct ValidateArgs {
     #[arg(long, value_name = "URL")]
     check_models: Option<String>,
     /// Environment variable holding the provider key for --check-models (never printed)
-    #[arg(long, value_name = "NAME", default_value = "HOLYSHEEP_API_KEY")]
+    #[arg(long, value_name = "NAME", default_value = config::defaults::API_KEY_ENV)]
     api_key_env: String,
     /// Print only errors and warnings, not one line per valid configuration
     #[arg(short, long)]

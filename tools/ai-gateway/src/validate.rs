@@ -6,8 +6,8 @@ use crate::source::{self, Body, Envelope, Found, Source};
 use crate::tree::{Node, Value};
 use ai_gateway_filter::config::{
     self, route_labels,
-    schema::{GatewayConfig, UnknownModels},
-    Config, KeyInjection,
+    schema::{GatewayConfig, PathSegment, UnknownModels},
+    Config, KeyInjection, ModelId,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -255,9 +255,10 @@ fn check_config(src: &Source, f: &Found, report: &mut Report) -> Option<(Config,
 }
 
 /// serde stops at the first unknown field; the filter would refuse the configuration for
-/// that alone, but an operator wants every error at once. So: drop each unknown field and
-/// compile again, until the errors are about something else. (Later positions refer to the
-/// re-serialised JSON, so they are taken from the paths only.)
+/// that alone, but an operator wants every error at once. So: drop each unknown field (the
+/// compiler says which, [`config::ConfigError::unknown_field`]) and compile again, until the
+/// errors are about something else. (Later positions refer to the re-serialised JSON, so
+/// they are taken from the paths only.)
 fn every_error(bytes: &[u8], first: Vec<config::ConfigError>) -> Vec<config::ConfigError> {
     let mut out: Vec<config::ConfigError> = Vec::new();
     let mut errs = first;
@@ -266,18 +267,13 @@ fn every_error(bytes: &[u8], first: Vec<config::ConfigError>) -> Vec<config::Con
     };
     for round in 0..64 {
         let unknown = match errs.as_slice() {
-            [one] if one.message.starts_with("unknown field `") => one.clone(),
+            [one] if one.unknown_field().is_some() => one.clone(),
             _ => break,
         };
-        let Some(field) = unknown.message.split('`').nth(1) else {
+        let Some(field) = unknown.unknown_field() else {
             break;
         };
-        let parent = unknown
-            .path
-            .strip_suffix(field)
-            .map(|p| p.trim_end_matches('.'))
-            .unwrap_or("");
-        if !remove_field(&mut value, parent, field) {
+        if !remove_field(&mut value, &field.parent, &field.name) {
             break;
         }
         let mut shown = unknown;
@@ -302,58 +298,24 @@ fn every_error(bytes: &[u8], first: Vec<config::ConfigError>) -> Vec<config::Con
     out
 }
 
-/// Removes `field` from the object at `path` (compiler path syntax; keys may hold dots).
-fn remove_field(value: &mut serde_json::Value, path: &str, field: &str) -> bool {
-    let mut node = value;
-    let mut rest = path;
-    loop {
-        rest = rest.strip_prefix('.').unwrap_or(rest);
-        if rest.is_empty() {
-            return node
-                .as_object_mut()
-                .is_some_and(|o| o.remove(field).is_some());
-        }
-        if let Some(after) = rest.strip_prefix('[') {
-            let Some(close) = after.find(']') else {
-                return false;
-            };
-            let Ok(i) = after[..close].parse::<usize>() else {
-                return false;
-            };
-            let Some(next) = node.get_mut(i) else {
-                return false;
-            };
-            node = next;
-            rest = &after[close + 1..];
-            continue;
-        }
-        let Some(obj) = node.as_object_mut() else {
-            return false;
+/// Removes member `field` from the object at `parent`.
+fn remove_field(value: &mut serde_json::Value, parent: &[PathSegment], field: &str) -> bool {
+    let mut node = Some(value);
+    for segment in parent {
+        node = match segment {
+            PathSegment::Key(k) => node.and_then(|n| n.get_mut(k.as_str())),
+            PathSegment::Index(i) => node.and_then(|n| n.get_mut(*i)),
         };
-        let key = obj
-            .keys()
-            .filter(|k| {
-                rest.starts_with(k.as_str())
-                    && matches!(rest.as_bytes().get(k.len()), None | Some(b'.' | b'['))
-            })
-            .max_by_key(|k| k.len())
-            .cloned();
-        let Some(key) = key else {
-            return false;
-        };
-        rest = &rest[key.len()..];
-        let Some(next) = obj.get_mut(&key) else {
-            return false;
-        };
-        node = next;
     }
+    node.and_then(serde_json::Value::as_object_mut)
+        .is_some_and(|o| o.remove(field).is_some())
 }
 
 // === warnings about the plugin configuration ===
 
 /// A route as the warnings see it: (path of its weights, what to call it, the sum of its
-/// weights, its canary targets as (path, model index)).
-type RouteFacts = (String, String, f64, Vec<(String, usize)>);
+/// weights, its canary targets as (path, model)).
+type RouteFacts = (String, String, f64, Vec<(String, ModelId)>);
 
 /// Warnings (path, message) for a valid configuration.
 pub fn lint(cfg: &Config, schema: &GatewayConfig, tree: &Node) -> Vec<(String, String)> {
@@ -364,12 +326,14 @@ pub fn lint(cfg: &Config, schema: &GatewayConfig, tree: &Node) -> Vec<(String, S
     let mut routes: Vec<RouteFacts> = Vec::new();
     for (r, route) in schema.routes.iter().enumerate() {
         let compiled = cfg.routes.iter().find(|x| x.name == route.name);
-        let targets: Vec<(String, usize, f64)> = route
+        let targets: Vec<(String, ModelId, f64)> = route
             .targets
             .iter()
             .enumerate()
             .filter_map(|(t, target)| {
-                let model = find_model(cfg, &target.model, target.version.as_deref())?;
+                let model = cfg
+                    .resolve_target(&target.model, target.version.as_deref())
+                    .ok()?;
                 Some((format!("routes[{r}].targets[{t}]"), model, target.weight))
             })
             .collect();
@@ -382,12 +346,11 @@ pub fn lint(cfg: &Config, schema: &GatewayConfig, tree: &Node) -> Vec<(String, S
         ));
     }
     if let Some(implicit) = cfg.routes.iter().find(|r| r.name == route_labels::IMPLICIT) {
-        let targets: Vec<(String, usize, f64)> = cfg
-            .models
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.weight > 0.0)
-            .map(|(i, m)| (format!("models[{i}]"), i, m.weight))
+        let targets: Vec<(String, ModelId, f64)> = cfg
+            .model_ids()
+            .map(|m| (m, cfg.model(m).weight))
+            .filter(|&(_, weight)| weight > 0.0)
+            .map(|(m, weight)| (m.to_string(), m, weight))
             .collect();
         routes.push((
             "models".into(),
@@ -399,7 +362,7 @@ pub fn lint(cfg: &Config, schema: &GatewayConfig, tree: &Node) -> Vec<(String, S
 
     for (_, what, _, canary) in &routes {
         for (path, m) in canary {
-            let model = &cfg.models[*m];
+            let model = cfg.model(*m);
             if !schema.prices.contains_key(&model.name) {
                 out.push((
                     path.clone(),
@@ -435,11 +398,11 @@ pub fn lint(cfg: &Config, schema: &GatewayConfig, tree: &Node) -> Vec<(String, S
 
 /// The canary targets of a route: its pre-release versions, or else (several live targets
 /// with different weights) the smallest-weight ones.
-fn canaries(cfg: &Config, targets: &[(String, usize, f64)]) -> Vec<(String, usize)> {
-    let live: Vec<&(String, usize, f64)> = targets.iter().filter(|t| t.2 > 0.0).collect();
-    let pre: Vec<(String, usize)> = live
+fn canaries(cfg: &Config, targets: &[(String, ModelId, f64)]) -> Vec<(String, ModelId)> {
+    let live: Vec<&(String, ModelId, f64)> = targets.iter().filter(|t| t.2 > 0.0).collect();
+    let pre: Vec<(String, ModelId)> = live
         .iter()
-        .filter(|t| !cfg.models[t.1].version.pre.is_empty())
+        .filter(|t| !cfg.model(t.1).version.pre.is_empty())
         .map(|t| (t.0.clone(), t.1))
         .collect();
     if !pre.is_empty() {
@@ -457,26 +420,6 @@ fn canaries(cfg: &Config, targets: &[(String, usize, f64)]) -> Vec<(String, usiz
         .filter(|t| t.2 <= min)
         .map(|t| (t.0.clone(), t.1))
         .collect()
-}
-
-/// The model a route target names (same rules as the compiler).
-pub fn find_model(cfg: &Config, name: &str, version: Option<&str>) -> Option<usize> {
-    let mut it = cfg
-        .models
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| m.name == name);
-    match version {
-        Some(v) => {
-            let want = semver::Version::parse(v).ok()?;
-            it.find(|(_, m)| m.version.cmp_precedence(&want).is_eq())
-                .map(|(i, _)| i)
-        }
-        None => {
-            let first = it.next()?.0;
-            it.next().is_none().then_some(first)
-        }
-    }
 }
 
 pub fn fmt_num(x: f64) -> String {
@@ -892,6 +835,22 @@ mod tests {
             all[3].starts_with("models[0].version: \"2.0\" is not SemVer"),
             "{all:?}"
         );
+    }
+
+    #[test]
+    fn unknown_fields_under_keys_with_dots_are_found_and_removed() {
+        let json = br#"{"models": [{"name": "a.b", "version": "1.0.0", "weight": 1}], "prices": {"a.b": {"input": 1, "output": 1, "x": 1}}, "y": 2}"#;
+        let first = config::parse(json).unwrap_err().0;
+        let all: Vec<String> = every_error(json, first)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert!(
+            all[0].starts_with("prices.a.b.x: unknown field `x`"),
+            "{all:?}"
+        );
+        assert!(all[1].starts_with("y: unknown field `y`"), "{all:?}");
     }
 
     #[test]

@@ -1,0 +1,616 @@
+//! The compiler: JSON → [`GatewayConfig`] (serde) → [`Config`] (every rule of the
+//! configuration contract checked, every error reported at once). One function per phase:
+//! global settings, models, routes, the default route.
+
+use super::defaults;
+use super::error::{ConfigError, ConfigErrors, UnknownField};
+use super::route_labels;
+use super::runtime::{
+    resolve_target, Breaker, Config, EndpointKind, Model, ModelId, Named, Route, RouteId, Target,
+};
+use super::schema::{
+    fields_at, GatewayConfig, KeyInjection, ModelConfig, PathSegment, RouteConfig, StreamUsage,
+    UnknownModels,
+};
+use crate::usage::Price;
+use serde_path_to_error::Segment;
+use std::collections::HashMap;
+
+/// Upper bounds that keep values meaningful (and label values short).
+const MAX_NAME_LEN: usize = 128;
+const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
+const MAX_WINDOW_S: u64 = 24 * 3600;
+/// Price ceiling: USD 1,000,000 per million tokens.
+const MAX_PRICE_USD: f64 = 1_000_000.0;
+
+/// Parses and validates a plugin configuration (JSON bytes).
+pub fn parse(bytes: &[u8]) -> Result<Config, ConfigErrors> {
+    let raw = parse_schema(bytes)?;
+    compile(raw)
+}
+
+/// The first phase alone: JSON → schema structs, with the path of the first offending field.
+pub fn parse_schema(bytes: &[u8]) -> Result<GatewayConfig, ConfigErrors> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Err(one("", "the plugin configuration is empty")),
+        // serde would also accept a struct written as an array; only an object is a config.
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(one(
+                "",
+                "the plugin configuration must be a JSON object ({\"models\": [...], ...})",
+            ))
+        }
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, GatewayConfig>(de) {
+        Ok(raw) => Ok(raw),
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            let mut error = ConfigError::new(path, clean_serde_message(&e.inner().to_string()));
+            error.unknown_field = unknown_field(e.path());
+            Err(ConfigErrors(vec![error]))
+        }
+    }
+}
+
+/// The member serde stopped at, when its key is not a field of the struct around it: with
+/// `deny_unknown_fields` serde checks a key before reading its value, so that is the one
+/// error serde reports for an unknown member (known from the schema's own field lists, not
+/// from serde's message).
+fn unknown_field(path: &serde_path_to_error::Path) -> Option<UnknownField> {
+    let segments: Vec<PathSegment> = path
+        .iter()
+        .map(|s| match s {
+            Segment::Seq { index } => Some(PathSegment::Index(*index)),
+            Segment::Map { key } => Some(PathSegment::Key(key.clone())),
+            Segment::Enum { .. } | Segment::Unknown => None,
+        })
+        .collect::<Option<_>>()?;
+    let (PathSegment::Key(name), parent) = segments.split_last()? else {
+        return None;
+    };
+    let known = fields_at(parent)?;
+    (!known.contains(&name.as_str())).then(|| UnknownField {
+        parent: parent.to_vec(),
+        name: name.clone(),
+    })
+}
+
+fn one(path: &str, message: &str) -> ConfigErrors {
+    ConfigErrors(vec![ConfigError::new(path, message)])
+}
+
+/// serde_json appends " at line L column C"; keep it (it helps locate the field) but make
+/// the rest read like our own messages.
+fn clean_serde_message(msg: &str) -> String {
+    msg.replace("invalid type: ", "wrong type: ")
+}
+
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigError::new(path, message));
+    }
+}
+
+/// Validates the schema structs into the runtime [`Config`], reporting every error found
+/// (in phase order: global settings, models, prices, routes, the default route).
+pub fn compile(raw: GatewayConfig) -> Result<Config, ConfigErrors> {
+    let mut errs = Errors(Vec::new());
+    let globals = globals(&raw, &mut errs);
+    let models = models(&raw, &globals, &mut errs);
+    check_prices(&raw, &mut errs);
+    let mut names = model_names(&models);
+    let mut routes = routes(&raw.routes, &models, &mut names, &mut errs);
+    let default_route = default_route(&raw, &models, &mut routes, &mut errs);
+
+    if !errs.0.is_empty() {
+        return Err(ConfigErrors(errs.0));
+    }
+    let Globals {
+        timeout_ms,
+        breaker,
+        cluster,
+        api_key_env,
+        key_injection,
+        sticky_header,
+        paths,
+    } = globals;
+    Ok(Config {
+        models,
+        routes,
+        default_route,
+        unknown_models: raw.unknown_models,
+        breaker,
+        timeout_ms,
+        timeout_header: timeout_ms.to_string(),
+        cluster,
+        api_key_env,
+        key_injection,
+        sticky_header,
+        stream_usage: raw.stream_usage == StreamUsage::Inject,
+        paths: paths
+            .into_iter()
+            .map(|p| {
+                let kind = EndpointKind::of_path(&p);
+                (p, kind)
+            })
+            .collect(),
+        serve_models_endpoint: raw.serve_models_endpoint.unwrap_or(true),
+        names,
+    })
+}
+
+// === global settings ===
+
+/// The global settings, defaults applied (checked, but not yet trusted: see `errs`).
+struct Globals {
+    timeout_ms: u64,
+    breaker: Breaker,
+    cluster: String,
+    api_key_env: String,
+    key_injection: KeyInjection,
+    sticky_header: Option<String>,
+    paths: Vec<String>,
+}
+
+fn globals(raw: &GatewayConfig, errs: &mut Errors) -> Globals {
+    let timeout_ms = raw.timeout_ms.unwrap_or(defaults::TIMEOUT_MS);
+    check_timeout(errs, "timeout_ms", timeout_ms);
+    let breaker = breaker(raw, errs);
+    let (cluster, api_key_env, key_injection) = upstream(raw, errs);
+    let sticky_header = sticky_header(raw, errs);
+    let paths = paths(raw, errs);
+    Globals {
+        timeout_ms,
+        breaker,
+        cluster,
+        api_key_env,
+        key_injection,
+        sticky_header,
+        paths,
+    }
+}
+
+/// `failover_threshold` and `failover.*`.
+fn breaker(raw: &GatewayConfig, errs: &mut Errors) -> Breaker {
+    let threshold = raw
+        .failover_threshold
+        .unwrap_or(defaults::FAILOVER_THRESHOLD);
+    if !(threshold > 0.0 && threshold <= 1.0) {
+        errs.push(
+            "failover_threshold",
+            format!("{threshold} is out of range: an error ratio in (0, 1]"),
+        );
+    }
+    let failover = raw.failover.as_ref();
+    let window_s = failover
+        .and_then(|f| f.window_s)
+        .unwrap_or(defaults::WINDOW_S);
+    let min_requests = failover
+        .and_then(|f| f.min_requests)
+        .unwrap_or(defaults::MIN_REQUESTS);
+    let cooldown_s = failover
+        .and_then(|f| f.cooldown_s)
+        .unwrap_or(defaults::COOLDOWN_S);
+    if !(1..=MAX_WINDOW_S).contains(&window_s) {
+        errs.push(
+            "failover.window_s",
+            format!("{window_s} is out of range: 1 to {MAX_WINDOW_S} seconds"),
+        );
+    }
+    if min_requests == 0 {
+        errs.push("failover.min_requests", "must be at least 1");
+    }
+    if !(1..=MAX_WINDOW_S).contains(&cooldown_s) {
+        errs.push(
+            "failover.cooldown_s",
+            format!("{cooldown_s} is out of range: 1 to {MAX_WINDOW_S} seconds"),
+        );
+    }
+    Breaker {
+        threshold,
+        window_s,
+        min_requests,
+        cooldown_s,
+    }
+}
+
+/// `upstream.*`: the default cluster, the key's variable, who injects the key.
+fn upstream(raw: &GatewayConfig, errs: &mut Errors) -> (String, String, KeyInjection) {
+    let upstream = raw.upstream.as_ref();
+    let cluster = upstream
+        .and_then(|u| u.cluster.clone())
+        .unwrap_or_else(|| defaults::CLUSTER.to_owned());
+    if let Err(m) = valid_cluster(&cluster) {
+        errs.push("upstream.cluster", m);
+    }
+    let api_key_env = upstream
+        .and_then(|u| u.api_key_env.clone())
+        .unwrap_or_else(|| defaults::API_KEY_ENV.to_owned());
+    let env_ok = api_key_env
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && api_key_env
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !env_ok {
+        // The value is not echoed: a common mistake is pasting the key itself here, and
+        // this message goes to Envoy's log and to CI output.
+        errs.push(
+            "upstream.api_key_env",
+            "is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*): it names the \
+             variable that holds the key, not the key itself",
+        );
+    }
+    let key_injection = upstream.map(|u| u.key_injection).unwrap_or_default();
+    (cluster, api_key_env, key_injection)
+}
+
+/// `sticky.header`, lower-cased.
+fn sticky_header(raw: &GatewayConfig, errs: &mut Errors) -> Option<String> {
+    let s = raw.sticky.as_ref()?;
+    let h = s.header.to_ascii_lowercase();
+    if !is_header_token(&h) || h.starts_with(':') {
+        errs.push(
+            "sticky.header",
+            format!("{:?} is not an HTTP header name", s.header),
+        );
+    }
+    Some(h)
+}
+
+fn paths(raw: &GatewayConfig, errs: &mut Errors) -> Vec<String> {
+    let paths: Vec<String> = match &raw.paths {
+        Some(p) => p.clone(),
+        None => defaults::PATHS.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    if paths.is_empty() {
+        errs.push("paths", "must list at least one path");
+    }
+    for (i, p) in paths.iter().enumerate() {
+        if !p.starts_with('/') || p.contains(['?', '#']) || !p.bytes().all(|b| b.is_ascii_graphic())
+        {
+            errs.push(
+                format!("paths[{i}]"),
+                format!("{p:?} is not a request path (starts with '/', no query, no spaces)"),
+            );
+        } else if paths[..i].contains(p) {
+            errs.push(format!("paths[{i}]"), format!("{p:?} is listed twice"));
+        }
+    }
+    paths
+}
+
+// === models ===
+
+fn models(raw: &GatewayConfig, globals: &Globals, errs: &mut Errors) -> Vec<Model> {
+    if raw.models.is_empty() {
+        errs.push("models", "must list at least one model");
+    }
+    let mut models: Vec<Model> = Vec::with_capacity(raw.models.len());
+    for (i, m) in raw.models.iter().enumerate() {
+        let model = model(raw, globals, &models, i, m, errs);
+        models.push(model);
+    }
+    models
+}
+
+/// `models[i]`, given the models before it (a (name, version) pair is configured once).
+fn model(
+    raw: &GatewayConfig,
+    globals: &Globals,
+    before: &[Model],
+    i: usize,
+    m: &ModelConfig,
+    errs: &mut Errors,
+) -> Model {
+    let at = |field: &str| format!("models[{i}].{field}");
+    if let Err(msg) = valid_name(&m.name) {
+        errs.push(at("name"), msg);
+    }
+    let version = match semver::Version::parse(&m.version) {
+        Ok(v) => v,
+        Err(e) => {
+            errs.push(
+                at("version"),
+                format!(
+                    "{:?} is not SemVer (MAJOR.MINOR.PATCH[-pre][+build]): {e}",
+                    m.version
+                ),
+            );
+            semver::Version::new(0, 0, 0)
+        }
+    };
+    if let Some(mt) = m.max_tokens {
+        if mt == 0 {
+            errs.push(at("max_tokens"), "must be at least 1");
+        }
+    }
+    if let Some(t) = m.temperature {
+        if !(0.0..=2.0).contains(&t) {
+            errs.push(at("temperature"), format!("{t} is out of range: 0 to 2"));
+        }
+    }
+    let weight = m.weight.unwrap_or(0.0);
+    check_weight(errs, &at("weight"), weight);
+    let cluster = m.cluster.clone().unwrap_or_else(|| globals.cluster.clone());
+    if let Err(msg) = valid_cluster(&cluster) {
+        errs.push(at("cluster"), msg);
+    }
+    let timeout = m.timeout_ms.unwrap_or(globals.timeout_ms);
+    if m.timeout_ms.is_some() {
+        check_timeout(errs, &at("timeout_ms"), timeout);
+    }
+    for (j, prev) in before.iter().enumerate() {
+        if prev.name == m.name && prev.version.cmp_precedence(&version).is_eq() {
+            errs.push(
+                at("version"),
+                format!(
+                    "{}@{} is already configured as models[{j}]; a model is identified by (name, version)",
+                    m.name, m.version
+                ),
+            );
+        }
+    }
+    let price = match raw.prices.get(&m.name) {
+        Some(p) => Price::from_usd_per_mtok(p.input, p.output),
+        None => None,
+    };
+    Model {
+        name: m.name.clone(),
+        version,
+        version_label: m.version.clone(),
+        max_tokens: m.max_tokens,
+        temperature: m.temperature,
+        weight,
+        cluster,
+        system_prompt: m.system_prompt.clone(),
+        timeout_ms: timeout,
+        timeout_header: timeout.to_string(),
+        price,
+    }
+}
+
+fn check_prices(raw: &GatewayConfig, errs: &mut Errors) {
+    for (name, p) in &raw.prices {
+        for (field, v) in [("input", p.input), ("output", p.output)] {
+            if !(v.is_finite() && (0.0..=MAX_PRICE_USD).contains(&v)) {
+                errs.push(
+                    format!("prices.{name}.{field}"),
+                    format!("{v} is out of range: USD 0 to {MAX_PRICE_USD} per million tokens"),
+                );
+            }
+        }
+    }
+}
+
+/// The names clients can request models by: the highest release of each model name is what
+/// a client gets by name (pre-releases are reached through routes only).
+fn model_names(models: &[Model]) -> HashMap<String, Named> {
+    let mut names: HashMap<String, Named> = HashMap::new();
+    for (id, m) in models.iter().enumerate() {
+        if !m.version.pre.is_empty() {
+            continue;
+        }
+        match names.get(&m.name) {
+            Some(&Named::Model(prev)) if models[prev.0].version >= m.version => {}
+            _ => {
+                names.insert(m.name.clone(), Named::Model(ModelId(id)));
+            }
+        }
+    }
+    names
+}
+
+// === routes ===
+
+/// The user routes, in configuration order (route `r` is `RouteId` `r`); their names are
+/// added to `names`.
+fn routes(
+    raw: &[RouteConfig],
+    models: &[Model],
+    names: &mut HashMap<String, Named>,
+    errs: &mut Errors,
+) -> Vec<Route> {
+    let mut routes: Vec<Route> = Vec::with_capacity(raw.len() + 1);
+    for (r, rc) in raw.iter().enumerate() {
+        let route = route(&raw[..r], models, r, rc, errs);
+        names
+            .entry(route.name.clone())
+            .or_insert(Named::Route(RouteId(r)));
+        routes.push(route);
+    }
+    routes
+}
+
+/// `routes[r]`, given the routes before it (route names are unique).
+fn route(
+    before: &[RouteConfig],
+    models: &[Model],
+    r: usize,
+    route: &RouteConfig,
+    errs: &mut Errors,
+) -> Route {
+    let at = format!("routes[{r}]");
+    if let Err(msg) = valid_name(&route.name) {
+        errs.push(format!("{at}.name"), msg);
+    }
+    if models.iter().any(|m| m.name == route.name) {
+        errs.push(
+            format!("{at}.name"),
+            format!(
+                "{:?} is also a model name; a route name must differ from every model name",
+                route.name
+            ),
+        );
+    }
+    if before.iter().any(|p| p.name == route.name) {
+        errs.push(
+            format!("{at}.name"),
+            format!("{:?} is already the name of another route", route.name),
+        );
+    }
+    if route.targets.is_empty() {
+        errs.push(format!("{at}.targets"), "must list at least one target");
+    }
+    let mut targets = Vec::with_capacity(route.targets.len());
+    for (t, target) in route.targets.iter().enumerate() {
+        let tat = format!("{at}.targets[{t}]");
+        check_weight(errs, &format!("{tat}.weight"), target.weight);
+        match resolve_target(models, &target.model, target.version.as_deref()) {
+            Ok(model) => {
+                if targets.iter().any(|x: &Target| x.model == model) {
+                    errs.push(
+                        tat.clone(),
+                        format!(
+                            "{}@{} is listed twice in this route",
+                            models[model.0].name, models[model.0].version_label
+                        ),
+                    );
+                }
+                targets.push(Target {
+                    model,
+                    weight: target.weight,
+                    seed: target_seed(&models[model.0]),
+                });
+            }
+            Err(e) => errs.push(format!("{tat}.{}", e.field), e.message),
+        }
+    }
+    let route = build_route(route.name.clone(), targets);
+    if route.total_weight <= 0.0 && !route.targets.is_empty() {
+        errs.push(
+            format!("{at}.targets"),
+            "the weights sum to 0: at least one target needs a weight above 0",
+        );
+    }
+    route
+}
+
+// === the default route ===
+
+/// The route for absent/empty/unknown models: the named `default_route`, or (with
+/// `unknown_models: route` and none named) the implicit route of `models[].weight`, which is
+/// added to `routes`.
+fn default_route(
+    raw: &GatewayConfig,
+    models: &[Model],
+    routes: &mut Vec<Route>,
+    errs: &mut Errors,
+) -> Option<RouteId> {
+    match (&raw.default_route, raw.unknown_models) {
+        (Some(name), _) => match raw.routes.iter().position(|r| &r.name == name) {
+            Some(id) => Some(RouteId(id)),
+            None => {
+                errs.push(
+                    "default_route",
+                    format!("{name:?} is not the name of a configured route"),
+                );
+                None
+            }
+        },
+        (None, UnknownModels::Route) => {
+            let targets = models
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.weight > 0.0)
+                .map(|(model, m)| Target {
+                    model: ModelId(model),
+                    weight: m.weight,
+                    seed: target_seed(m),
+                })
+                .collect();
+            let route = build_route(route_labels::IMPLICIT.to_owned(), targets);
+            if route.total_weight <= 0.0 && !models.is_empty() {
+                errs.push(
+                    "models",
+                    "no model has a weight above 0, but the implicit default route (unknown_models: route without default_route) needs one; set models[].weight, default_route, or unknown_models",
+                );
+            }
+            routes.push(route);
+            Some(RouteId(routes.len() - 1))
+        }
+        (None, _) => None,
+    }
+}
+
+// === shared rules ===
+
+fn valid_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!("is longer than {MAX_NAME_LEN} bytes"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '/')))
+    {
+        return Err(format!(
+            "{name:?} contains {c:?}; names may use letters, digits, '.', '-', '_', ':' and '/'"
+        ));
+    }
+    Ok(())
+}
+
+fn valid_cluster(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > 256 || !name.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "{name:?} is not a usable Envoy cluster name (printable ASCII, no spaces)"
+        ));
+    }
+    Ok(())
+}
+
+fn is_header_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn check_weight(errs: &mut Errors, path: &str, weight: f64) {
+    if !(weight.is_finite() && weight >= 0.0) {
+        errs.push(
+            path,
+            format!("{weight} is not a weight: a finite number ≥ 0 (0 drains the target)"),
+        );
+    }
+}
+
+fn check_timeout(errs: &mut Errors, path: &str, ms: u64) {
+    if !(1..=MAX_TIMEOUT_MS).contains(&ms) {
+        errs.push(
+            path,
+            format!("{ms} is out of range: 1 to {MAX_TIMEOUT_MS} milliseconds"),
+        );
+    }
+}
+
+fn target_seed(m: &Model) -> u64 {
+    let h = crate::rng::fnv1a64(m.name.as_bytes());
+    crate::rng::fnv1a64_continue(
+        crate::rng::fnv1a64_continue(h, b"@"),
+        m.version_label.as_bytes(),
+    )
+}
+
+fn build_route(name: String, mut targets: Vec<Target>) -> Route {
+    // Drained targets last, so the pick only walks live ones; stable keeps config order.
+    targets.sort_by_key(|t| t.weight <= 0.0);
+    let total_weight = targets.iter().map(|t| t.weight).sum();
+    Route {
+        name,
+        targets,
+        total_weight,
+    }
+}

@@ -1,0 +1,295 @@
+//! The validated runtime configuration: what the filter reads on the request path. Built only
+//! by [`super::compile`]; every index in it is valid.
+
+use super::route_labels;
+use super::schema::{KeyInjection, UnknownModels};
+use crate::usage::Price;
+use std::collections::HashMap;
+use std::fmt;
+
+/// A model of a [`Config`]: its position in [`Config::models`]. Only the compiler makes one
+/// (or [`Config::model_id`], which checks), so [`Config::model`] needs no fallback. An id is
+/// valid for the configuration it came from; the filter keeps both in one runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModelId(pub(super) usize);
+
+/// A route of a [`Config`]: its position in [`Config::routes`]; made like [`ModelId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteId(pub(super) usize);
+
+impl ModelId {
+    /// The position in [`Config::models`], and in per-model tables sized like it.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+impl RouteId {
+    /// The position in [`Config::routes`].
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// The model's place in the configuration: `models[i]`.
+impl fmt::Display for ModelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "models[{}]", self.0)
+    }
+}
+
+/// The route's place: `routes[i]` (the implicit route comes after the configured ones).
+impl fmt::Display for RouteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "routes[{}]", self.0)
+    }
+}
+
+/// A model the gateway may send upstream: one (name, version) pair.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub name: String,
+    pub version: semver::Version,
+    /// The version as the operator wrote it (for headers and metric labels).
+    pub version_label: String,
+    pub max_tokens: Option<u64>,
+    pub temperature: Option<f64>,
+    pub weight: f64,
+    pub cluster: String,
+    pub system_prompt: Option<String>,
+    pub timeout_ms: u64,
+    /// `timeout_ms` formatted once for `x-envoy-upstream-rq-timeout-ms`.
+    pub timeout_header: String,
+    pub price: Option<Price>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Target {
+    pub model: ModelId,
+    pub weight: f64,
+    /// Hash of `name@version`: the target's identity for sticky (rendezvous) hashing, so a
+    /// user's target depends only on the targets themselves, not on their order.
+    pub seed: u64,
+}
+
+/// A weighted set of targets: a named alias, or the implicit route of `models[].weight`.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    /// Targets with weight > 0 come first in configuration order; drained ones (weight 0)
+    /// are kept for `/v1/models` and metrics but never picked.
+    pub targets: Vec<Target>,
+    pub total_weight: f64,
+}
+
+/// What a requested model name refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named {
+    Route(RouteId),
+    Model(ModelId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Breaker {
+    pub threshold: f64,
+    pub window_s: u64,
+    pub min_requests: u32,
+    pub cooldown_s: u64,
+}
+
+/// The endpoint a configured path serves, which decides the parameters that apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointKind {
+    Chat,
+    Completions,
+    Embeddings,
+    Responses,
+    Other,
+}
+
+impl EndpointKind {
+    pub(super) fn of_path(path: &str) -> EndpointKind {
+        if path.ends_with("/chat/completions") {
+            EndpointKind::Chat
+        } else if path.ends_with("/completions") {
+            EndpointKind::Completions
+        } else if path.ends_with("/embeddings") {
+            EndpointKind::Embeddings
+        } else if path.ends_with("/responses") {
+            EndpointKind::Responses
+        } else {
+            EndpointKind::Other
+        }
+    }
+}
+
+/// The validated configuration. Built only by [`super::compile`]; every index in it is valid.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub models: Vec<Model>,
+    /// User routes in configuration order, then the implicit route when it is used.
+    pub routes: Vec<Route>,
+    /// The route for absent/empty/unknown models when `unknown_models: route`.
+    pub default_route: Option<RouteId>,
+    pub unknown_models: UnknownModels,
+    pub breaker: Breaker,
+    pub timeout_ms: u64,
+    /// `timeout_ms` formatted once for `x-envoy-upstream-rq-timeout-ms`.
+    pub(super) timeout_header: String,
+    pub cluster: String,
+    pub api_key_env: String,
+    pub key_injection: KeyInjection,
+    /// Lower-case header name.
+    pub sticky_header: Option<String>,
+    pub stream_usage: bool,
+    pub paths: Vec<(String, EndpointKind)>,
+    pub serve_models_endpoint: bool,
+    pub(super) names: HashMap<String, Named>,
+}
+
+impl Config {
+    /// The model `id` names. Ids come from this configuration, so it is there.
+    pub fn model(&self, id: ModelId) -> &Model {
+        &self.models[id.0]
+    }
+
+    /// The route `id` names. Ids come from this configuration, so it is there.
+    pub fn route(&self, id: RouteId) -> &Route {
+        &self.routes[id.0]
+    }
+
+    /// Every model's id, in configuration order.
+    pub fn model_ids(&self) -> impl Iterator<Item = ModelId> {
+        (0..self.models.len()).map(ModelId)
+    }
+
+    /// Every route's id: the user routes in configuration order, then the implicit route.
+    pub fn route_ids(&self) -> impl Iterator<Item = RouteId> {
+        (0..self.routes.len()).map(RouteId)
+    }
+
+    /// The id of `models[index]`, if there is one.
+    pub fn model_id(&self, index: usize) -> Option<ModelId> {
+        (index < self.models.len()).then_some(ModelId(index))
+    }
+
+    /// The id of `routes[index]` (user routes in configuration order), if there is one.
+    pub fn route_id(&self, index: usize) -> Option<RouteId> {
+        (index < self.routes.len()).then_some(RouteId(index))
+    }
+
+    /// What a requested model name refers to: a route, or the model it selects (the highest
+    /// SemVer release of that name). `None` for unknown names and names that only have
+    /// pre-release versions (those are reached through routes only).
+    pub fn lookup(&self, name: &str) -> Option<Named> {
+        self.names.get(name).copied()
+    }
+
+    /// The global `timeout_ms`, formatted for `x-envoy-upstream-rq-timeout-ms`.
+    pub fn timeout_header(&self) -> &str {
+        &self.timeout_header
+    }
+
+    /// The endpoint kind of a request path (query string already removed), when configured.
+    pub fn endpoint(&self, path: &str) -> Option<EndpointKind> {
+        self.paths
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|&(_, kind)| kind)
+    }
+
+    /// The model a route target's `model` (and optional `version`) names, by the rules the
+    /// compiler applies to `routes[].targets[]`: the name must be configured; a `version`
+    /// matches by SemVer precedence (build metadata ignored); without one, the name must
+    /// have a single configured version.
+    pub fn resolve_target(
+        &self,
+        model: &str,
+        version: Option<&str>,
+    ) -> Result<ModelId, UnresolvedTarget> {
+        resolve_target(&self.models, model, version)
+    }
+
+    /// Names `GET /v1/models` lists: routes, then directly addressable model names.
+    pub fn served_names(&self) -> impl Iterator<Item = &str> {
+        let routes = self
+            .routes
+            .iter()
+            .filter(|r| r.name != route_labels::IMPLICIT)
+            .map(|r| r.name.as_str());
+        let mut models: Vec<&str> = self
+            .names
+            .iter()
+            .filter(|(_, n)| matches!(n, Named::Model(_)))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        models.sort_unstable();
+        routes.chain(models)
+    }
+}
+
+/// Why a route target names no configured model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnresolvedTarget {
+    /// The target's sub-field to blame: `model` or `version`.
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// [`Config::resolve_target`] over the models alone (the compiler resolves targets before
+/// the [`Config`] exists).
+pub(super) fn resolve_target(
+    models: &[Model],
+    name: &str,
+    version: Option<&str>,
+) -> Result<ModelId, UnresolvedTarget> {
+    let unresolved = |field, message| UnresolvedTarget { field, message };
+    let candidates: Vec<usize> = models
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.name == name)
+        .map(|(i, _)| i)
+        .collect();
+    if candidates.is_empty() {
+        return Err(unresolved(
+            "model",
+            format!("{name:?} is not a configured model"),
+        ));
+    }
+    match version {
+        Some(v) => {
+            let wanted = semver::Version::parse(v)
+                .map_err(|e| unresolved("version", format!("{v:?} is not SemVer: {e}")))?;
+            candidates
+                .iter()
+                .copied()
+                .find(|&i| models[i].version.cmp_precedence(&wanted).is_eq())
+                .map(ModelId)
+                .ok_or_else(|| {
+                    unresolved(
+                        "version",
+                        format!(
+                            "{name}@{v} is not configured (configured versions: {})",
+                            versions_of(models, &candidates)
+                        ),
+                    )
+                })
+        }
+        None if candidates.len() == 1 => Ok(ModelId(candidates[0])),
+        None => Err(unresolved(
+            "version",
+            format!(
+                "required: {name} has {} configured versions ({})",
+                candidates.len(),
+                versions_of(models, &candidates)
+            ),
+        )),
+    }
+}
+
+fn versions_of(models: &[Model], ids: &[usize]) -> String {
+    ids.iter()
+        .map(|&i| models[i].version_label.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
