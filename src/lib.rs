@@ -8,6 +8,7 @@ pub mod body;
 pub mod breaker;
 pub mod config;
 pub mod errors;
+pub mod fallback;
 pub mod header_map;
 pub mod metrics;
 pub mod models_endpoint;
