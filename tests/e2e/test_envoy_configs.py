@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import KEY_ENV, REPO, WASM, demo_plugin_config, envoy_validate
+from harness import KEY_ENV, REPO, WASM, demo_plugin_config, envoy_validate
 
 CONFIGS = sorted((REPO / "envoy").glob("*.yaml"))
 
@@ -53,7 +53,7 @@ def test_envoy_validate_runs_the_filters_own_config_check(tmp_path):
     import json
 
     import yaml
-    from conftest import load_demo_yaml, wasm_filter_config
+    from harness import load_demo_yaml, wasm_filter_config
 
     doc = load_demo_yaml()
     bad = demo_plugin_config()

@@ -21,10 +21,10 @@ import re
 import time
 import types
 
-import conftest
 import pytest
 import requests
-from conftest import (
+from harness import envoy as harness_envoy
+from harness import (
     TEST_KEY,
     Gateway,
     assert_openai_error,
@@ -137,7 +137,7 @@ def envoy_config(monkeypatch, doc: dict):
     """Makes the harness start Envoy from ``doc`` instead of envoy/demo.yaml (ports, the .wasm
     and the plugin configuration are still substituted by ``build_envoy_config``)."""
     with monkeypatch.context() as mp:
-        mp.setattr(conftest, "load_demo_yaml", lambda: copy.deepcopy(doc))
+        mp.setattr(harness_envoy, "load_demo_yaml", lambda: copy.deepcopy(doc))
         yield
 
 

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import pytest
-from conftest import (
+from harness import (
     Gateway,
     assert_openai_error,
     chat,

@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from conftest import REPO, Gateway, Proc, free_port
+from harness import REPO, Gateway, Proc, free_port
 from test_metrics import (
     DURATION,
     REQUESTS,

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import REPO, TEST_KEY, Reply, assert_openai_error, chat, chat_body
-from secret_helpers import admin_paths, assert_reply_clean, leaks
+from harness import REPO, TEST_KEY, Reply, assert_openai_error, chat, chat_body
+from harness.secrets import admin_paths, assert_reply_clean, leaks
 
 VALIDATOR = REPO / "target" / "release" / "ai-gateway"
 DEMO = REPO / "envoy" / "demo.yaml"

@@ -19,7 +19,7 @@ import re
 
 import pytest
 import requests
-from conftest import Mock, demo_plugin_config, upstream_request
+from harness import Mock, demo_plugin_config, upstream_request
 from test_metrics import COST, REQUESTS, TOKENS, MODEL_ERRORS, delta, request_body, scrape, wait_for
 
 PROMPT, COMPLETION = 1000, 500

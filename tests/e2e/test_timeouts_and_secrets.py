@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import TEST_KEY, assert_openai_error, chat, chat_body, demo_plugin_config, upstream_request
+from harness import TEST_KEY, assert_openai_error, chat, chat_body, demo_plugin_config, upstream_request
 
 
 @pytest.fixture(scope="module")
