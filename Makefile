@@ -23,8 +23,11 @@ VENV_STAMP  := $(VENV)/.requirements-installed
 PYTEST_ARGS ?=
 # The tiers `make test` runs, in order (fragments in mk/ may append theirs).
 TIERS       := lint unit wasm validate-envoy e2e
+# Tools the build installs on first use (wasm-bindgen-cli, cargo-fuzz; gitignored).
+TOOLS_DIR   := .tools
 
-# Further targets (fuzzing, wasm-side unit tests, soak, ...) live in mk/*.mk.
+# Further tiers and targets live in mk/*.mk, one file per subject, included in name order:
+# bench, cli, deploy, hostile (fuzz, soak), metrics, wasm-test.
 -include $(sort $(wildcard mk/*.mk))
 
 .PHONY: help test lint unit wasm wasm-target tools venv validate-envoy e2e demo clean
