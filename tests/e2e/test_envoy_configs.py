@@ -37,7 +37,7 @@ def test_a_shipped_envoy_config_passes_envoy_validate(path):
 
 def test_envoy_refuses_to_start_with_an_invalid_plugin_configuration(mock, envoy):
     """A static bootstrap whose plugin configuration `on_configure` refuses: Envoy exits with
-    an error naming the plugin (ENVOY-NOTES: "Unable to create Wasm plugin")."""
+    an error naming the plugin ("Unable to create Wasm plugin": docs/design.md#envoy-facts-the-code-depends-on)."""
     bad = demo_plugin_config()
     bad["routes"][0]["targets"][0]["model"] = "no-such-model"
     gw = envoy(mock(), bad, expect_start=False)

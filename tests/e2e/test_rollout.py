@@ -1,4 +1,4 @@
-"""Model roll-outs as configuration changes in a running Envoy (issue 5): Envoy with
+"""Model roll-outs as configuration changes in a running Envoy (docs/cli.md): Envoy with
 ``envoy/hot-reload.yaml`` takes the filter's configuration from a watched file (ECDS), and the
 ``ai-gateway`` CLI changes weights in that file (in place, validated, atomic rename).
 
@@ -386,7 +386,7 @@ def test_canary_analyze_rolls_back_a_canary_that_fails_and_the_rollback_moves_th
     # says so too — ai_gateway_circuit_open is always queried.)
     m = re.search(r"error ratio: canary ([01]\.\d+) vs stable 0\.0000, \+[01]\.\d+ > 0\.02", r.stdout)
     assert m and float(m.group(1)) > 0.02, r.stdout
-    # The evidence: each query, with the SPEC's names and labels, and its number.
+    # The evidence: each query, with the metrics' names and labels (docs/metrics.md), and its number.
     assert (
         'sum(increase(ai_gateway_requests_total{route="chat",model="deepseek-v3.2",version="2.0.0-canary.1",'
         'status=~"5..|429"}[2m]))' in r.stdout
