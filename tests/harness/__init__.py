@@ -11,7 +11,8 @@ of every running process to a failure report.
 Modules
 -------
 ``paths``       REPO, ENVOY_BIN, MOCK_BIN, WASM, AI_GATEWAY_BIN (and their environment overrides).
-``processes``   :class:`Proc` (a process group + its log), ``free_port()``, ``wait_until()``.
+``processes``   :class:`Proc` (a process group + its log), ``free_port()``, ``wait_until()``,
+                ``fail()`` (pytest.fail; a RuntimeError outside pytest: the package needs no pytest).
 ``mock``        :class:`Mock`: the one place that starts the mock provider (``start_mock``), and
                 :class:`Received`, what it recorded for a request (``mock_received``).
 ``envoy``       configurations rendered from ``envoy/demo.yaml`` / ``envoy/hot-reload.yaml``
@@ -60,13 +61,13 @@ from .envoy import (
 from .launcher import Launcher
 from .mock import Mock, Received, mock_received, start_mock
 from .paths import AI_GATEWAY_BIN, DEMO_YAML, ENVOY_BIN, MOCK_BIN, REPO, WASM
-from .processes import LIVE, LOG_TAIL_LINES, START_TIMEOUT_S, Proc, free_port, wait_until
+from .processes import LIVE, LOG_TAIL_LINES, START_TIMEOUT_S, Proc, fail, free_port, wait_until
 
 __all__ = [
     "AI_GATEWAY_BIN", "DEMO_YAML", "ENVOY_BIN", "HOT_BOOTSTRAP", "HOT_DIR", "KEY_ENV", "LIVE", "LOG_TAIL_LINES", "MOCK_BIN",
     "REPO", "START_TIMEOUT_S", "TEST_KEY", "WASM", "Gateway", "HotGateway", "Launcher", "Mock",
     "Proc", "Received", "Reply", "assert_openai_error", "build_envoy_config", "chat", "chat_body",
-    "demo_plugin_config", "encode_body", "envoy_validate", "free_port", "load_demo_yaml",
+    "demo_plugin_config", "encode_body", "envoy_validate", "fail", "free_port", "load_demo_yaml",
     "mock_received", "replace_atomically", "start_envoy", "start_hot_envoy", "start_mock", "upstream_request",
     "wait_until", "wait_until_live", "wasm_filter_config",
 ]  # fmt: skip

@@ -21,13 +21,12 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 import requests
 import yaml
 
 from .mock import Mock
 from .paths import DEMO_YAML, ENVOY_BIN, REPO, WASM, WASM_DEFAULT
-from .processes import START_TIMEOUT_S, Proc
+from .processes import START_TIMEOUT_S, Proc, fail
 
 #: The provider key the tests' Envoy gets in its environment (HOLYSHEEP_API_KEY). A fixture
 #: value: never a real key.
@@ -257,9 +256,9 @@ def start_envoy(
     refused configurations): check ``gw.proc.alive()``.
     """
     if not ENVOY_BIN.exists():
-        pytest.fail(f"{ENVOY_BIN} missing: run `make venv` (or `make e2e`)", pytrace=False)
+        fail(f"{ENVOY_BIN} missing: run `make venv` (or `make e2e`)")
     if with_filter and not WASM.exists():
-        pytest.fail(f"{WASM} missing: run `make wasm` (or `make e2e`)", pytrace=False)
+        fail(f"{WASM} missing: run `make wasm` (or `make e2e`)")
     env = {k: v for k, v in os.environ.items() if k != KEY_ENV}
     if key is not None:
         env[KEY_ENV] = key
@@ -356,9 +355,9 @@ def start_hot_envoy(
     byte for byte (the CLI edits it in place) except the .wasm path when AI_GATEWAY_WASM is set.
     ``procs``: a list the Envoy's :class:`Proc` is appended to (a Launcher's, to stop it)."""
     if not ENVOY_BIN.exists():
-        pytest.fail(f"{ENVOY_BIN} missing: run `make venv` (or `make e2e`)", pytrace=False)
+        fail(f"{ENVOY_BIN} missing: run `make venv` (or `make e2e`)")
     if not WASM.exists():
-        pytest.fail(f"{WASM} missing: run `make wasm` (or `make e2e`)", pytrace=False)
+        fail(f"{WASM} missing: run `make wasm` (or `make e2e`)")
     hot = workdir / "hot-reload"
     if hot.exists():
         shutil.rmtree(hot)

@@ -14,11 +14,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 from .paths import MOCK_BIN
-from .processes import START_TIMEOUT_S, Proc, wait_until
+from .processes import START_TIMEOUT_S, Proc, fail, wait_until
 
 
 class Mock:
@@ -55,7 +54,7 @@ def start_mock(workdir: Path, name: str = "mock", *args: str) -> Mock:
     """Start the mock on a port it picks itself (``--listen 127.0.0.1:0``; it prints
     ``mock-provider NAME listening on ADDR`` when ready), then wait for ``GET /__health``."""
     if not MOCK_BIN.exists():
-        pytest.fail(f"{MOCK_BIN} missing: run `make tools` (or `make e2e`)", pytrace=False)
+        fail(f"{MOCK_BIN} missing: run `make tools` (or `make e2e`)")
     log = workdir / f"mock-{name}-{next(_mock_ids)}.log"
     proc = Proc(f"mock-provider {name}", [MOCK_BIN, "--listen", "127.0.0.1:0", "--name", name, *args], log)
     found: list[int] = []

@@ -9,14 +9,24 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import NoReturn
 
-import pytest
 import requests
 
 from .paths import REPO
 
 START_TIMEOUT_S = 60.0
 LOG_TAIL_LINES = 200
+
+
+def fail(message: str) -> NoReturn:
+    """Fail the current test or fixture with ``message`` (``pytest.fail``, no traceback). Outside
+    pytest (the soak, without pytest installed) a RuntimeError says the same."""
+    try:
+        import pytest
+    except ImportError:
+        raise RuntimeError(message) from None
+    pytest.fail(message, pytrace=False)
 
 
 def free_port() -> int:
@@ -65,10 +75,9 @@ class Proc:
 
     def fail(self, why: str) -> None:
         """Fail the current test/setup with this process's log tail attached."""
-        pytest.fail(
+        fail(
             f"{self.label}: {why}\n  argv: {' '.join(self.argv)}\n"
-            f"--- last {LOG_TAIL_LINES} lines of {self.log_path} ---\n{self.log_tail()}",
-            pytrace=False,
+            f"--- last {LOG_TAIL_LINES} lines of {self.log_path} ---\n{self.log_tail()}"
         )
 
     def stop(self, timeout: float = 5.0) -> None:
