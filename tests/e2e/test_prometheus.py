@@ -32,22 +32,22 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 import yaml
-from harness import REPO, Gateway, Proc, free_port
+from harness import REPO, Gateway
 from harness.metrics import (
     DURATION,
-    REQUESTS,
     METRIC_FAMILIES,
+    REQUESTS,
     TTFT,
     configured_buckets,
     hist_count,
     send,
     wait_for,
 )
+from harness.prometheus import Prometheus, start_prometheus
 
 DASHBOARD = REPO / "dashboards" / "ai-gateway.json"
 ALERTS = REPO / "deploy" / "prometheus" / "alerts.yaml"
@@ -218,74 +218,6 @@ def run_tool(argv):
 
 
 # --------------------------------------------------------------------------------------------
-# Prometheus
-# --------------------------------------------------------------------------------------------
-
-
-class Prometheus:
-    def __init__(self, proc: Proc, url: str):
-        self.proc = proc
-        self.url = url
-
-    def api(self, path: str, **params) -> Any:
-        r = requests.get(self.url + path, params=params, timeout=30)
-        doc = r.json()
-        assert r.status_code == 200 and doc.get("status") == "success", f"{path} {params}: {r.status_code} {doc}"
-        return doc["data"]
-
-    def query(self, expr: str, at: float) -> list[dict]:
-        data = self.api("/api/v1/query", query=expr, time=f"{at:.3f}")
-        assert data["resultType"] == "vector", (expr, data)
-        return data["result"]
-
-    def value(self, expr: str, at: float, **labels: str) -> float:
-        """The value of the one result whose labels include ``labels``."""
-        rows = [r for r in self.query(expr, at) if labels.items() <= r["metric"].items()]
-        assert len(rows) == 1, f"{expr} at {at} {labels}: {rows}"
-        return float(rows[0]["value"][1])
-
-    def by(self, expr: str, at: float, label: str) -> dict[str, float]:
-        return {r["metric"].get(label, ""): float(r["value"][1]) for r in self.query(expr, at)}
-
-
-def start_prometheus(workdir: Path, targets: list[str], rule_files: list[Path]) -> Prometheus:
-    cfg = {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(p) for p in rule_files],
-        "scrape_configs": [
-            {"job_name": "envoy", "metrics_path": "/stats/prometheus", "static_configs": [{"targets": targets}]}
-        ],
-    }
-    path = workdir / "prometheus.yml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    for attempt in range(3):
-        port = free_port()
-        argv = [
-            PROMETHEUS,
-            f"--config.file={path}",
-            f"--storage.tsdb.path={workdir / f'tsdb-{attempt}'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ]
-        proc = Proc("prometheus", argv, workdir / f"prometheus-{attempt}.log")
-        prom = Prometheus(proc, f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.alive():
-            try:
-                if requests.get(prom.url + "/-/ready", timeout=1).status_code == 200:
-                    return prom
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        if proc.alive():
-            proc.fail("not ready after 60 s")
-        if "address already in use" not in proc.log_tail():
-            proc.fail(f"exited with code {proc.popen.returncode}")
-        proc.stop()
-    raise AssertionError("no free port for Prometheus after 3 attempts")
-
-
-# --------------------------------------------------------------------------------------------
 # The load
 # --------------------------------------------------------------------------------------------
 
@@ -399,8 +331,10 @@ def load(module_launcher, tmp_path_factory) -> Load:
         pytest.skip(_MISSING.format("prometheus", "PROMETHEUS"))
     mock = module_launcher.mock("mock")
     gw = module_launcher.envoy(mock, PROM_CONFIG)
-    prom = start_prometheus(tmp_path_factory.mktemp("prometheus"), [gw.admin_url.removeprefix("http://")], [ALERTS])
-    module_launcher.procs.append(prom.proc)
+    prom = start_prometheus(
+        tmp_path_factory.mktemp("prometheus"), [gw.admin_url.removeprefix("http://")], [ALERTS],
+        binary=PROMETHEUS, procs=module_launcher.procs,
+    )  # fmt: skip
     ld = Load()
     ld.prom, ld.gw = prom, gw
 

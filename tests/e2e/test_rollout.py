@@ -341,7 +341,8 @@ def run_canary_traffic(launcher, mock, seconds: float = 8.0, fail_canary_after: 
     gw.wait_ecds("config_reload", 2)
     cli("canary", "set-weight", gw.ecds, "--route", "chat", "--target", CANARY, "--weight", "50")
     gw.wait_ecds("config_reload", 3)
-    prom = start_prometheus(launcher.workdir, gw, procs=launcher.procs)
+    prom = start_prometheus(launcher.workdir, [gw.admin_url.removeprefix("http://")], procs=launcher.procs)
+    prom.wait_scraped()
     load = Load(gw, threads=4, max_seconds=seconds + 5).start()
     if fail_canary_after is not None:
         time.sleep(fail_canary_after)
@@ -353,8 +354,8 @@ def run_canary_traffic(launcher, mock, seconds: float = 8.0, fail_canary_after: 
     total = len(outcomes)
     deadline = time.monotonic() + 30
     while True:
-        n = prom.value('sum(ai_gateway_requests_total{route="chat"})') or 0
-        h = prom.value('sum(ai_gateway_request_duration_milliseconds_count{route="chat"})') or 0
+        n = prom.first_value('sum(ai_gateway_requests_total{route="chat"})') or 0
+        h = prom.first_value('sum(ai_gateway_request_duration_milliseconds_count{route="chat"})') or 0
         if n >= total and h >= total:
             break
         assert time.monotonic() < deadline, f"Prometheus has {n} requests / {h} durations of {total}"

@@ -25,7 +25,7 @@ Modules
 ``secrets``     where a provider key must not be: ``leaks``, ``assert_reply_clean``, ``admin_paths``.
 ``metrics``     the filter's metric families (names, types, labels), a strict parser of
                 ``/stats/prometheus`` (``Scrape``, ``scrape``, ``wait_for``), ``send``.
-``prometheus``  a real Prometheus scraping a Gateway (``start_prometheus``).
+``prometheus``  a real Prometheus scraping Envoy admins (``start_prometheus``) and its HTTP API.
 ``rawjson``     a JSON object's members as raw bytes (byte-exact rewrite checks).
 ``stats``       exact binomial acceptance regions for weighted splits.
 
