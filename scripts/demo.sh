@@ -152,7 +152,7 @@ after=$(curl -fsS "$PRIMARY/__requests" | jq_py 'print(d["last_id"])')
 curl -fsS -X DELETE "$PRIMARY/__control" >/dev/null
 say "the primary was tried $((after - before)) time(s) and failed; the client got HTTP $STATUS from: $(hdr x-mock-provider)"
 [[ $STATUS == 200 && $(hdr x-mock-provider) == secondary ]] \
-  && ok "Envoy retried on the secondary endpoint with the same rewritten request (SPEC: Envoy does endpoint failover)" \
+  && ok "Envoy retried on the secondary endpoint with the same rewritten request (docs/failover.md: Envoy does endpoint failover)" \
   || bad "expected a 200 from the secondary"
 
 # ---- 9. metrics ---------------------------------------------------------------------------------------------

@@ -35,7 +35,6 @@ import json
 import os
 import random
 import re
-import shutil
 import sys
 import threading
 import time
@@ -45,25 +44,12 @@ from pathlib import Path
 from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
+sys.path.insert(0, str(REPO / "tests"))  # the test harness package, tests/harness (Envoy, the mock)
 
 import requests  # noqa: E402
 import yaml  # noqa: E402
-from conftest import (  # noqa: E402
-    ENVOY_BIN,
-    KEY_ENV,
-    START_TIMEOUT_S,
-    TEST_KEY,
-    WASM,
-    Gateway,
-    Launcher,
-    Proc,
-    build_envoy_config,
-)
+from harness import HOT_BOOTSTRAP, HOT_DIR, Gateway, Launcher, start_hot_envoy  # noqa: E402
 
-HOT_BOOTSTRAP = REPO / "envoy" / "hot-reload.yaml"
-HOT_DIR = REPO / "envoy" / "hot-reload"
-ECDS_NAME = "ai_gateway.yaml"
 MIB = 1024 * 1024
 
 #: Weights of the chat route's two targets, cycled by the reloads (gpt-4.1, deepseek-v3.2).
@@ -75,59 +61,18 @@ WEIGHT_CYCLE = [(90, 10), (50, 50), (10, 90), (100, 0), (0, 100), (75, 25)]
 # --------------------------------------------------------------------------------------------
 
 
-def wait_live(proc: Proc, admin_file: Path) -> tuple[int, str]:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            raise SystemExit(f"Envoy exited with code {proc.popen.returncode}; log: {proc.log_path}")
-        try:
-            admin = admin_file.read_text().strip() if admin_file.exists() else ""
-            if admin and requests.get(f"http://{admin}/ready", timeout=1).text.strip() == "LIVE":
-                listeners = requests.get(f"http://{admin}/listeners?format=json", timeout=5).json()
-                port = listeners["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
-                return port, admin
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"Envoy not LIVE after {START_TIMEOUT_S:.0f}s; log: {proc.log_path}")
-
-
-def start_envoy(workdir: Path, mock, hot: bool, concurrency: int) -> tuple[Gateway, Path | None]:
-    """Envoy with envoy/hot-reload.yaml (a copy of its watched directory in workdir) or
-    envoy/demo.yaml; ports picked by Envoy, the mock's port substituted."""
+def start_envoy(launcher: Launcher, mock, hot: bool, concurrency: int) -> tuple[Gateway, Path | None]:
+    """Envoy with envoy/hot-reload.yaml (a copy of its watched directory in the launcher's
+    workdir) or envoy/demo.yaml; ports picked by Envoy, the mock's port substituted. Logs at
+    warning (the traps the report counts are errors), so a long run's log stays small."""
     if hot:
-        hot_dir = workdir / "hot-reload"
-        shutil.copytree(HOT_DIR, hot_dir)
-        ecds = hot_dir / ECDS_NAME
-        ecds.write_text(ecds.read_text().replace("target/wasm32-wasip1/release/ai_gateway_filter.wasm", str(WASM)))
-        doc = yaml.safe_load(HOT_BOOTSTRAP.read_text())
-        doc["admin"]["address"]["socket_address"]["port_value"] = 0
-        listener = doc["static_resources"]["listeners"][0]
-        listener["address"]["socket_address"]["port_value"] = 0
-        for cluster in doc["static_resources"]["clusters"]:
-            for group in cluster.get("load_assignment", {}).get("endpoints", []):
-                for ep in group["lb_endpoints"]:
-                    ep["endpoint"]["address"]["socket_address"]["port_value"] = mock.port
-        hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
-        (wasm,) = [f for f in hcm["http_filters"] if "config_discovery" in f]
-        pcs = wasm["config_discovery"]["config_source"]["path_config_source"]
-        pcs["path"] = str(ecds)
-        pcs["watched_directory"]["path"] = str(hot_dir)
-    else:
-        ecds = None
-        doc = build_envoy_config(0, 0, mock)
-    cfg = workdir / "envoy.yaml"
-    cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
-    admin_file = workdir / "envoy.admin"
-    env = {k: v for k, v in os.environ.items() if k != KEY_ENV}
-    env[KEY_ENV] = TEST_KEY
-    argv = [
-        ENVOY_BIN, "-c", cfg, "--use-dynamic-base-id", "--admin-address-path", admin_file,
-        "--concurrency", str(concurrency), "-l", "warning", "--component-log-level", "wasm:warning,config:info",
-    ]  # fmt: skip
-    proc = Proc("envoy", argv, workdir / "envoy.log", env=env)
-    port, admin = wait_live(proc, admin_file)
-    return Gateway(proc, port, admin, cfg, mock), ecds
+        gw = start_hot_envoy(
+            launcher.workdir, mock, concurrency=concurrency, procs=launcher.procs,
+            log_level="warning", component_log_level="wasm:warning,config:info",
+        )  # fmt: skip
+        return gw, gw.ecds
+    gw = launcher.envoy(mock, concurrency=concurrency, log_level="warning", wasm_log_level="warning")
+    return gw, None
 
 
 def set_weights(ecds: Path, weights: tuple[int, int]) -> None:
@@ -398,8 +343,7 @@ def main() -> int:
     reloads_done: list[tuple[float, tuple[int, int]]] = []
     try:
         mock = launcher.mock("soak", "--threads", "2")
-        gw, ecds = start_envoy(workdir, mock, hot, args.concurrency)
-        launcher.procs.append(gw.proc)
+        gw, ecds = start_envoy(launcher, mock, hot, args.concurrency)
         print(f"==> soak: {args.seconds:.0f}s, {args.clients} clients, Envoy --concurrency {args.concurrency}, "
               f"config {'envoy/hot-reload.yaml (weights change every %.0fs)' % args.reload_every if hot else 'envoy/demo.yaml (no weight changes: no hot-reload config)'}")
         print(f"    logs in {workdir}")

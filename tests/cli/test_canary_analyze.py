@@ -97,7 +97,7 @@ def test_a_healthy_canary_is_promoted_and_the_evidence_printed(ag, prometheus):
         "  p95 latency: canary 480.0 ms vs stable 400.0 ms, ×1.20 (within ×1.5)",
         "verdict: promote",
     ], r.out
-    # Exactly the SPEC's metric names and labels.
+    # Exactly the filter's metric names and labels (docs/metrics.md).
     assert prom.queries == [
         'max(max_over_time(ai_gateway_circuit_open{model="deepseek-v3.2",version="2.0.0-canary.1"}[10m]))',
         f"sum(increase(ai_gateway_requests_total{{{CANARY_SEL}}}[10m]))",

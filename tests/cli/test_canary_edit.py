@@ -11,7 +11,7 @@ import os
 
 import pytest
 from configs import GOOD, GOOD_YAML, ecds, envoy_bootstrap, wasmplugin
-from conftest import REPO
+from harness import REPO
 
 CANARY = "deepseek-v3.2@2.0.0-canary.1"
 

@@ -9,7 +9,7 @@ import json
 
 import pytest
 import yaml
-from conftest import REPO
+from harness import REPO
 from configs import (
     GOOD,
     GOOD_YAML,

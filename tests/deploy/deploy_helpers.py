@@ -1,4 +1,5 @@
-"""Shared helpers of tests/deploy (imported by name: tests/e2e has its own conftest)."""
+"""Shared helpers of tests/deploy (imported by name; the paths come from the harness package,
+tests/harness)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from harness.paths import ENVOY_BIN, REPO
+from harness.paths import WASM_DEFAULT as WASM
+
 VENV_BIN = REPO / ".venv" / "bin"
-ENVOY_BIN = Path(os.environ.get("ENVOY_BIN", VENV_BIN / "envoy"))
-WASM = REPO / "target" / "wasm32-wasip1" / "release" / "ai_gateway_filter.wasm"
 AI_GATEWAY = Path(os.environ.get("AI_GATEWAY", REPO / "target" / "release" / "ai-gateway"))
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 DEPLOY = REPO / "deploy"

@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pytest
-import rawjson
-from conftest import TEST_KEY, Reply, demo_plugin_config, upstream_request
+from harness import TEST_KEY, Reply, demo_plugin_config, upstream_request, rawjson
 
 CONFIG = demo_plugin_config()
 DEFAULT_CLUSTER = CONFIG["upstream"]["cluster"]

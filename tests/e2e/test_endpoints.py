@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 
-import rawjson
-from conftest import chat, demo_plugin_config, upstream_request
+from harness import chat, demo_plugin_config, upstream_request, rawjson
 
 DEMO = demo_plugin_config()
 GPT = next(m for m in DEMO["models"] if m["name"] == "gpt-4.1")

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import KEY_ENV, REPO, WASM, demo_plugin_config, envoy_validate
+from harness import KEY_ENV, REPO, WASM, demo_plugin_config, envoy_validate
 
 CONFIGS = sorted((REPO / "envoy").glob("*.yaml"))
 
@@ -37,7 +37,7 @@ def test_a_shipped_envoy_config_passes_envoy_validate(path):
 
 def test_envoy_refuses_to_start_with_an_invalid_plugin_configuration(mock, envoy):
     """A static bootstrap whose plugin configuration `on_configure` refuses: Envoy exits with
-    an error naming the plugin (ENVOY-NOTES: "Unable to create Wasm plugin")."""
+    an error naming the plugin ("Unable to create Wasm plugin": docs/design.md#envoy-facts-the-code-depends-on)."""
     bad = demo_plugin_config()
     bad["routes"][0]["targets"][0]["model"] = "no-such-model"
     gw = envoy(mock(), bad, expect_start=False)
@@ -53,7 +53,7 @@ def test_envoy_validate_runs_the_filters_own_config_check(tmp_path):
     import json
 
     import yaml
-    from conftest import load_demo_yaml, wasm_filter_config
+    from harness import load_demo_yaml, wasm_filter_config
 
     doc = load_demo_yaml()
     bad = demo_plugin_config()

@@ -1,4 +1,4 @@
-"""Failover under injected faults (SPEC "Failover", issue 3), against the real Envoy 1.40.
+"""Failover under injected faults (docs/failover.md), against the real Envoy 1.40.
 
 Between endpoints of a provider Envoy does the work (envoy/demo.yaml: the aggregate cluster
 ``mock`` → ``mock_primary`` / ``mock_secondary``, the route's retry policy with
@@ -21,10 +21,10 @@ import re
 import time
 import types
 
-import conftest
 import pytest
 import requests
-from conftest import (
+from harness import envoy as harness_envoy
+from harness import (
     TEST_KEY,
     Gateway,
     assert_openai_error,
@@ -137,7 +137,7 @@ def envoy_config(monkeypatch, doc: dict):
     """Makes the harness start Envoy from ``doc`` instead of envoy/demo.yaml (ports, the .wasm
     and the plugin configuration are still substituted by ``build_envoy_config``)."""
     with monkeypatch.context() as mp:
-        mp.setattr(conftest, "load_demo_yaml", lambda: copy.deepcopy(doc))
+        mp.setattr(harness_envoy, "load_demo_yaml", lambda: copy.deepcopy(doc))
         yield
 
 
@@ -480,7 +480,7 @@ def test_a_slow_model_gets_504_at_its_timeout_while_another_models_longer_timeou
 
 
 def test_a_timeout_is_counted_as_error_type_timeout(mock, envoy):
-    """SPEC "Metrics": error_type ``timeout`` for a request cut by its timeout. Envoy 1.40 gives
+    """docs/metrics.md: error_type ``timeout`` for a request cut by its timeout. Envoy 1.40 gives
     ``response_code_details`` = ``response_timeout`` (not ``upstream_response_timeout``) for the
     request timeout that x-envoy-upstream-rq-timeout-ms sets."""
     m = mock("provider")

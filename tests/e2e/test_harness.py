@@ -2,7 +2,7 @@
 the mock provider. When these fail, the problem is the environment or the harness, not the
 filter."""
 
-from conftest import build_envoy_config, chat, chat_body, free_port, load_demo_yaml, upstream_request
+from harness import build_envoy_config, chat, chat_body, free_port, load_demo_yaml, upstream_request
 
 
 def test_the_mock_provider_records_what_it_receives(mock):

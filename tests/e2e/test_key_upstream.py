@@ -24,12 +24,12 @@ import json
 import os
 import uuid
 
-import conftest
 import pytest
 import requests
 import yaml
-from conftest import KEY_ENV, REPO, WASM, Reply, assert_openai_error, chat, chat_body
-from secret_helpers import admin_paths, assert_reply_clean, leaks, log_lines_with
+from harness import envoy as harness_envoy
+from harness import KEY_ENV, REPO, WASM, Reply, assert_openai_error, chat, chat_body
+from harness.secrets import admin_paths, assert_reply_clean, leaks, log_lines_with
 
 KEY_UPSTREAM_YAML = REPO / "envoy" / "key-upstream.yaml"
 #: Unusual but legal in a header value: base64 and URL punctuation, a tilde, a colon, padding.
@@ -53,7 +53,7 @@ def gw(module_launcher, mocks):
     primary, secondary = mocks
     doc = load_key_upstream()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(conftest, "load_demo_yaml", lambda: copy.deepcopy(doc))
+        mp.setattr(harness_envoy, "load_demo_yaml", lambda: copy.deepcopy(doc))
         return module_launcher.envoy(
             {"mock_primary": primary, "mock_secondary": secondary},
             key=KEY,
@@ -141,14 +141,14 @@ def http_filters(doc: dict) -> list[dict]:
 
 def test_the_shipped_file_is_demo_yaml_with_the_key_moved_to_the_cluster():
     doc = load_key_upstream()
-    plugin = conftest.wasm_filter_config(doc)
+    plugin = harness_envoy.wasm_filter_config(doc)
     cfg = json.loads(plugin["configuration"]["value"])
     # Every request goes to the one cluster, like demo.yaml: no passthrough cluster without the
     # injector (the marker decides who gets the key, not the cluster).
     assert cfg["upstream"] == {"cluster": "mock", "key_injection": "upstream"}
     assert {m["cluster"] for m in cfg["models"]} == {"mock"}
     assert "environment_variables" not in plugin["vm_config"], "the VM needs no key in upstream mode"
-    demo = conftest.load_demo_yaml()
+    demo = harness_envoy.load_demo_yaml()
     for k in ("admin", "stats_config", "stats_flush_interval"):
         assert doc[k] == demo[k], k
 
@@ -311,11 +311,11 @@ def test_a_model_without_its_own_cluster_and_a_passthrough_model_get_the_key(lau
     configuration derived from it.)"""
     primary, secondary = launcher.mock("primary"), launcher.mock("secondary")
     doc = load_key_upstream()
-    cfg = json.loads(conftest.wasm_filter_config(doc)["configuration"]["value"])
+    cfg = json.loads(harness_envoy.wasm_filter_config(doc)["configuration"]["value"])
     cfg["models"].append({"name": "gemini-2.5-flash", "version": "1.0.0"})
     cfg["unknown_models"] = "passthrough"
     assert cfg["upstream"]["cluster"] == "mock"
-    monkeypatch.setattr(conftest, "load_demo_yaml", lambda: copy.deepcopy(doc))
+    monkeypatch.setattr(harness_envoy, "load_demo_yaml", lambda: copy.deepcopy(doc))
     gw = launcher.envoy({"mock_primary": primary, "mock_secondary": secondary}, cfg, key=KEY)
     auth = {"authorization": f"Bearer {CLIENT_TOKEN}"}
 
@@ -352,13 +352,13 @@ def test_without_the_variable_envoy_refuses_to_start_and_validate_fails(launcher
     gateway_misconfigured instead.)"""
     assert WASM.exists(), f"{WASM} missing: run `make wasm`"
     env = {k: v for k, v in os.environ.items() if k != KEY_ENV}
-    r = conftest.envoy_validate(KEY_UPSTREAM_YAML, env)
+    r = harness_envoy.envoy_validate(KEY_UPSTREAM_YAML, env)
     assert r.returncode != 0
     assert f"Environment variable doesn't exist: {KEY_ENV}" in r.stdout + r.stderr, r.stdout[-2000:] + r.stderr[-2000:]
 
     m = launcher.mock("nokey")
     doc = load_key_upstream()
-    monkeypatch.setattr(conftest, "load_demo_yaml", lambda: copy.deepcopy(doc))
+    monkeypatch.setattr(harness_envoy, "load_demo_yaml", lambda: copy.deepcopy(doc))
     gw = launcher.envoy(m, key=None, expect_start=False)
     gw.proc.popen.wait(30)
     assert gw.proc.popen.returncode == 1
@@ -371,7 +371,7 @@ def test_an_empty_variable_starts_but_every_api_request_gets_401_and_nothing_goe
     ``cluster.mock.credential_injector.failed``: fail closed, no request without a key."""
     m = launcher.mock("empty")
     doc = load_key_upstream()
-    monkeypatch.setattr(conftest, "load_demo_yaml", lambda: copy.deepcopy(doc))
+    monkeypatch.setattr(harness_envoy, "load_demo_yaml", lambda: copy.deepcopy(doc))
     gw = launcher.envoy(m, key="")
     reply = chat(gw, chat_body("chat"), headers={"authorization": f"Bearer {CLIENT_TOKEN}"})
     assert reply.status == 401, reply

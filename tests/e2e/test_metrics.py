@@ -1,7 +1,7 @@
 """The filter's metrics as Prometheus sees them: Envoy's admin ``/stats/prometheus``, scraped
-directly (SPEC "Metrics", issue 4).
+directly (docs/metrics.md, docs/design.md#metrics-and-labels).
 
-Every SPEC metric is exported with exactly its name, type and labels (labels come from the
+Every metric family is exported with exactly its name, type and labels (labels come from the
 ``stats_config.stats_tags`` of the shipped config; model names keep their dots); label values
 come only from the configuration (an unlisted model creates no series, only
 ``ai_gateway_rejected_total{reason}``); tokens and cost equal what the mock provider reported
@@ -13,8 +13,8 @@ drives, with models of its own where a circuit must open. A few tests start a ga
 own (another ``unknown_models`` policy, one worker for exact cost carry, a dead provider, no
 key).
 
-The helpers here (:class:`Scrape`, :func:`scrape`, :data:`SPEC_METRICS`, ...) are imported by
-``test_streaming.py`` and ``test_prometheus.py``.
+The contract (:data:`METRIC_FAMILIES`) and the scrape helpers (:class:`Scrape`, :func:`scrape`,
+...) are in the harness: tests/harness/metrics.py.
 """
 
 from __future__ import annotations
@@ -24,234 +24,38 @@ import math
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-from conftest import (
-    Gateway,
-    assert_openai_error,
-    chat,
-    demo_plugin_config,
-    load_demo_yaml,
+from harness import Gateway, assert_openai_error, chat, demo_plugin_config
+from harness.metrics import (
+    CIRCUIT,
+    COST,
+    DURATION,
+    ERROR_TYPES,
+    FAILOVERS,
+    METRIC_FAMILIES,
+    MODEL_ERRORS,
+    PROMPT,
+    REJECTED,
+    REJECT_REASONS,
+    REQUESTS,
+    ROUTE_LABELS,
+    SELECTIONS,
+    TOKENS,
+    TOKEN_TYPES,
+    TTFT,
+    Scrape,
+    configured_buckets,
+    delta,
+    hist_buckets,
+    hist_count,
+    observations_in,
+    scrape,
+    send,
+    send_ok,
+    wait_for,
 )
-
-# --------------------------------------------------------------------------------------------
-# The contract: SPEC "Metrics"
-# --------------------------------------------------------------------------------------------
-
-#: name → (Prometheus type, labels in SPEC order).
-SPEC_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "ai_gateway_requests_total": ("counter", ("route", "model", "version", "status")),
-    "ai_gateway_request_duration_milliseconds": ("histogram", ("route", "model", "version")),
-    "ai_gateway_time_to_first_token_milliseconds": ("histogram", ("model", "version")),
-    "ai_gateway_tokens_total": ("counter", ("model", "version", "type")),
-    "ai_gateway_cost_microdollars_total": ("counter", ("model", "version")),
-    "ai_gateway_model_errors_total": ("counter", ("model", "version", "error_type")),
-    "ai_gateway_router_selections_total": ("counter", ("route", "model", "version")),
-    "ai_gateway_circuit_open": ("gauge", ("model", "version")),
-    "ai_gateway_failovers_total": ("counter", ("route", "from_model", "to_model")),
-    "ai_gateway_rejected_total": ("counter", ("reason",)),
-}
-
-REQUESTS = "ai_gateway_requests_total"
-DURATION = "ai_gateway_request_duration_milliseconds"
-TTFT = "ai_gateway_time_to_first_token_milliseconds"
-TOKENS = "ai_gateway_tokens_total"
-COST = "ai_gateway_cost_microdollars_total"
-MODEL_ERRORS = "ai_gateway_model_errors_total"
-SELECTIONS = "ai_gateway_router_selections_total"
-CIRCUIT = "ai_gateway_circuit_open"
-FAILOVERS = "ai_gateway_failovers_total"
-REJECTED = "ai_gateway_rejected_total"
-
-#: Closed sets of label values (never client input).
-ROUTE_LABELS = {"_direct", "_passthrough", "_default"}
-ERROR_TYPES = {"http_429", "http_5xx", "timeout", "reset", "connect_failure"}
-REJECT_REASONS = {"invalid_request", "model_not_found", "no_healthy_target", "gateway_misconfigured"}
-TOKEN_TYPES = {"prompt", "completion"}
-
-
-def configured_buckets() -> list[float]:
-    """The histogram buckets of the shipped envoy/demo.yaml (``histogram_bucket_settings``)."""
-    settings = load_demo_yaml()["stats_config"]["histogram_bucket_settings"]
-    (ours,) = [s for s in settings if s["match"].get("prefix") == "wasmcustom.ai_gateway_"]
-    return [float(b) for b in ours["buckets"]]
-
-
-# --------------------------------------------------------------------------------------------
-# Prometheus text format
-# --------------------------------------------------------------------------------------------
-
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?[ \t]+(\S+)(?:[ \t]+\S+)?$")
-_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(,|$)')
-
-Labels = tuple[tuple[str, str], ...]
-
-
-def _parse_labels(text: str, line: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    pos = 0
-    while pos < len(text):
-        m = _LABEL.match(text, pos)
-        assert m, f"unparsable labels at {pos} in line {line!r}"
-        name, raw = m.group(1), m.group(2)
-        assert name not in out, f"label {name} twice in {line!r}"
-        out[name] = re.sub(r"\\(.)", lambda e: {"n": "\n"}.get(e.group(1), e.group(1)), raw)
-        pos = m.end()
-    return out
-
-
-class Scrape:
-    """One ``/stats/prometheus`` page, parsed (strictly: an unparsable line fails the test)."""
-
-    def __init__(self, text: str):
-        self.text = text
-        #: metric family → type, from ``# TYPE`` lines.
-        self.types: dict[str, str] = {}
-        #: (sample name, sorted labels) → value.
-        self.samples: dict[tuple[str, Labels], float] = {}
-        for line in text.splitlines():
-            if not line.strip():
-                continue
-            if line.startswith("#"):
-                parts = line.split()
-                if len(parts) >= 4 and parts[1] == "TYPE":
-                    assert parts[2] not in self.types, f"two TYPE lines for {parts[2]}"
-                    self.types[parts[2]] = parts[3]
-                continue
-            m = _SAMPLE.match(line)
-            assert m, f"unparsable sample line {line!r}"
-            labels = _parse_labels(m.group(2) or "", line)
-            key = (m.group(1), tuple(sorted(labels.items())))
-            assert key not in self.samples, f"duplicate series {line!r}"
-            self.samples[key] = float(m.group(3))
-
-    def series(self, name: str) -> list[dict[str, str]]:
-        """The label sets of every sample named ``name`` (exactly, e.g. ``x_bucket``)."""
-        return [dict(labels) for (n, labels) in self.samples if n == name]
-
-    def get(self, name: str, **labels: str) -> float | None:
-        """The value of the series with exactly these labels, or None."""
-        return self.samples.get((name, tuple(sorted(labels.items()))))
-
-    def total(self, name: str, **match: str) -> float:
-        """Sum over the series named ``name`` whose labels include ``match`` (0 when none)."""
-        items = match.items()
-        return sum(v for (n, labels), v in self.samples.items() if n == name and items <= set(labels))
-
-    def ours(self) -> dict[tuple[str, Labels], float]:
-        """Every sample of the filter's metrics."""
-        return {k: v for k, v in self.samples.items() if k[0].startswith("ai_gateway_")}
-
-    def lines(self, needle: str = "ai_gateway_") -> str:
-        return "\n".join(line for line in self.text.splitlines() if needle in line and "_bucket" not in line)
-
-
-def scrape(gw: Gateway) -> Scrape:
-    r = gw.admin("/stats/prometheus")
-    r.raise_for_status()
-    return Scrape(r.text)
-
-
-def wait_for(gw: Gateway, pred: Callable[[Scrape], bool], what: str, timeout: float = 10.0) -> Scrape:
-    """Scrape until ``pred`` holds. Counters change when Envoy logs the request (just after
-    the client has the response); histograms only at a stats flush (``stats_flush_interval``,
-    2 s in the shipped configs). The filter records a request's metrics one after the other
-    on a worker thread while the admin reads them on another: once ``pred`` holds, the page is
-    read again a moment later, when that request's other metrics are in too."""
-    deadline = time.monotonic() + timeout
-    while True:
-        s = scrape(gw)
-        if pred(s):
-            time.sleep(0.05)
-            return scrape(gw)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"after {timeout:.0f}s still not {what}; the filter's metrics:\n{s.lines()}")
-        time.sleep(0.1)
-
-
-def delta(before: Scrape, after: Scrape, name: str, **match: str) -> float:
-    return after.total(name, **match) - before.total(name, **match)
-
-
-def hist_count(s: Scrape, family: str, **match: str) -> float:
-    return s.total(f"{family}_count", **match)
-
-
-def hist_buckets(s: Scrape, family: str, **labels: str) -> dict[float, float]:
-    """``le`` → cumulative count of the histogram series with exactly ``labels``."""
-    out = {}
-    for lab in s.series(f"{family}_bucket"):
-        le = lab.pop("le")
-        if lab == labels:
-            out[math.inf if le == "+Inf" else float(le)] = s.get(f"{family}_bucket", **labels, le=le)
-    return out
-
-
-def observations_in(before: Scrape, after: Scrape, family: str, lo: float, hi: float, **labels: str) -> float:
-    """How many observations of the series fell in the bucket ``(lo, hi]`` between two scrapes."""
-    b, a = hist_buckets(before, family, **labels), hist_buckets(after, family, **labels)
-
-    def d(le):
-        return a.get(le, 0) - b.get(le, 0)
-
-    return d(hi) - (d(lo) if lo > 0 else 0)
-
-
-# --------------------------------------------------------------------------------------------
-# Requests
-# --------------------------------------------------------------------------------------------
-
-#: The default token counts every request of these tests asks the mock to report. Round
-#: numbers keep every model's cost an exact number of micro-dollars per request (0.28 $/M ×
-#: 100 = 28 µ$), so no fraction is carried from one test to the next.
-PROMPT, COMPLETION = 100, 100
-
-
-def request_body(path: str, model: str, stream: bool = False, **extra) -> dict:
-    body: dict[str, Any] = {"model": model}
-    if path.endswith("/chat/completions"):
-        body["messages"] = [{"role": "user", "content": "Hello!"}]
-    elif path.endswith("/completions"):
-        body["prompt"] = "Hello!"
-    elif path.endswith("/embeddings"):
-        body["input"] = "Hello!"
-    elif path.endswith("/responses"):
-        body["input"] = "Hello!"
-    if stream:
-        body["stream"] = True
-    body.update(extra)
-    return body
-
-
-def send(
-    gw: Gateway,
-    model: str,
-    *,
-    path: str = "/v1/chat/completions",
-    stream: bool = False,
-    prompt: int | None = PROMPT,
-    completion: int | None = COMPLETION,
-    user: str | None = None,
-    headers: dict[str, str] | None = None,
-    **extra,
-):
-    """One request through the gateway; the mock reports ``prompt`` / ``completion`` tokens."""
-    h: dict[str, str] = {}
-    if prompt is not None:
-        h["x-mock-prompt-tokens"] = str(prompt)
-    if completion is not None:
-        h["x-mock-completion-tokens"] = str(completion)
-    if user is not None:
-        h["x-user-id"] = user
-    h.update(headers or {})
-    return chat(gw, request_body(path, model, stream, **extra), headers=h, path=path)
-
-
-def send_ok(gw: Gateway, model: str, **kw):
-    reply = send(gw, model, **kw)
-    assert reply.status == 200, f"{model}: {reply.status} {reply.body[:300]!r}"
-    return reply
 
 
 def find_sticky_users(gw: Gateway, route: str, models: set[str], tries: int = 200) -> dict[str, str]:
@@ -375,7 +179,7 @@ def scenario(gw, users) -> Scrape:
     assert reply.headers["x-ai-gateway-model"] == "gemini-2.5-flash"
     return wait_for(
         gw,
-        lambda s: all(f in s.types for f in SPEC_METRICS)
+        lambda s: all(f in s.types for f in METRIC_FAMILIES)
         and hist_count(s, DURATION, route="fallback") >= 1
         and hist_count(s, TTFT, model="gpt-4.1") >= 1,
         "every metric exported",
@@ -387,29 +191,29 @@ def scenario(gw, users) -> Scrape:
 # --------------------------------------------------------------------------------------------
 
 
-def test_every_spec_metric_is_exported_with_its_type_and_exactly_its_labels(scenario):
+def test_every_metric_is_exported_with_its_type_and_exactly_its_labels(scenario):
     s = scenario
     ours = {f: t for f, t in s.types.items() if "ai_gateway_" in f and not f.startswith("envoy_wasm")}
-    assert set(ours) == set(SPEC_METRICS), (
-        f"metric families differ from the SPEC: extra {set(ours) - set(SPEC_METRICS)}, "
-        f"missing {set(SPEC_METRICS) - set(ours)}"
+    assert set(ours) == set(METRIC_FAMILIES), (
+        f"metric families differ from the contract: extra {set(ours) - set(METRIC_FAMILIES)}, "
+        f"missing {set(METRIC_FAMILIES) - set(ours)}"
     )
-    for family, (kind, labels) in SPEC_METRICS.items():
-        assert s.types[family] == kind, f"{family}: TYPE {s.types[family]}, SPEC says {kind}"
+    for family, (kind, labels) in METRIC_FAMILIES.items():
+        assert s.types[family] == kind, f"{family}: TYPE {s.types[family]}, the contract says {kind}"
         names = {f"{family}_bucket", f"{family}_sum", f"{family}_count"} if kind == "histogram" else {family}
         seen = 0
         for name in names:
             for lab in s.series(name):
                 seen += 1
                 want = set(labels) | ({"le"} if name.endswith("_bucket") else set())
-                assert set(lab) == want, f"{name}{lab}: labels {sorted(lab)}, SPEC says {sorted(want)}"
+                assert set(lab) == want, f"{name}{lab}: labels {sorted(lab)}, the contract says {sorted(want)}"
         assert seen, f"{family}: no series"
     # No sample of ours outside those families (a stat whose tags were not extracted would
     # show up as e.g. ai_gateway_requests_total_route_chat_model_gpt_4_1_...), and no
     # envoy_ prefix.
-    allowed = {n for f, (k, _) in SPEC_METRICS.items() for n in ([f] if k != "histogram" else [f"{f}_bucket", f"{f}_sum", f"{f}_count"])}
+    allowed = {n for f, (k, _) in METRIC_FAMILIES.items() for n in ([f] if k != "histogram" else [f"{f}_bucket", f"{f}_sum", f"{f}_count"])}
     stray = {n for (n, _) in s.samples if "ai_gateway_" in n and n not in allowed and not n.startswith("envoy_wasm_ai_gateway")}
-    assert not stray, f"samples outside the SPEC metrics: {sorted(stray)}"
+    assert not stray, f"samples outside the metric families: {sorted(stray)}"
     assert not any(n.startswith("envoy_ai_gateway") for (n, _) in s.samples)
 
 
@@ -446,11 +250,11 @@ def test_model_names_and_versions_keep_their_dots_and_dashes(scenario):
 
 def test_the_histograms_have_the_llm_latency_buckets_of_the_shipped_config(scenario):
     buckets = configured_buckets()
-    # Tens of milliseconds to tens of minutes, as the issue asks.
+    # Tens of milliseconds to tens of minutes (docs/metrics.md).
     assert buckets == sorted(buckets) and buckets[0] <= 25 and buckets[-1] >= 600_000
     s = scenario
     for family in (DURATION, TTFT):
-        _, labels = SPEC_METRICS[family]
+        _, labels = METRIC_FAMILIES[family]
         for lab in s.series(f"{family}_count"):
             cum = hist_buckets(s, family, **lab)
             assert sorted(cum) == buckets + [math.inf], f"{family}{lab}: le values {sorted(cum)}"

@@ -19,11 +19,11 @@ import json
 import os
 import types
 
-import conftest
 import pytest
 import yaml
-from conftest import KEY_ENV, REPO, TEST_KEY, WASM, Reply, chat, chat_body, free_port
-from secret_helpers import admin_paths, assert_reply_clean, leaks, log_lines_with
+from harness import envoy as harness_envoy
+from harness import KEY_ENV, REPO, TEST_KEY, WASM, Reply, chat, chat_body, free_port
+from harness.secrets import admin_paths, assert_reply_clean, leaks, log_lines_with
 
 MULTI_YAML = REPO / "envoy" / "multi-provider.yaml"
 #: Provider A's key is the harness's HOLYSHEEP_API_KEY (TEST_KEY); provider B's is this one.
@@ -47,7 +47,7 @@ def start(launcher, monkeypatch):
         base = doc if doc is not None else load_multi()
         with monkeypatch.context() as mp:
             mp.setenv(KEY_B_ENV, KEY_B)
-            mp.setattr(conftest, "load_demo_yaml", lambda: copy.deepcopy(base))
+            mp.setattr(harness_envoy, "load_demo_yaml", lambda: copy.deepcopy(base))
             return launcher.envoy({"provider_a": a, "provider_b": b}, **kw)
 
     return _start
@@ -79,7 +79,7 @@ def test_the_config_is_the_multi_provider_topology():
     doc = load_multi()
     clusters = {c["name"]: c for c in doc["static_resources"]["clusters"]}
     assert clusters["providers"]["cluster_type"]["typed_config"]["clusters"] == ["provider_a", "provider_b"]
-    plugin = conftest.wasm_filter_config(doc)
+    plugin = harness_envoy.wasm_filter_config(doc)
     cfg = json.loads(plugin["configuration"]["value"])
     assert {m["cluster"] for m in cfg["models"]} == {"providers"}
     # The filter sets no key (no key passes the router); every request goes to `providers`,
@@ -116,10 +116,10 @@ def test_the_config_is_the_multi_provider_topology():
 def test_multi_provider_yaml_passes_envoy_validate_and_needs_both_keys():
     assert WASM.exists(), f"{WASM} missing: run `make wasm`"
     base = {k: v for k, v in os.environ.items() if k not in (KEY_ENV, KEY_B_ENV)}
-    r = conftest.envoy_validate(MULTI_YAML, {**base, KEY_ENV: "sk-dummy-a", KEY_B_ENV: "sk-dummy-b"})
+    r = harness_envoy.envoy_validate(MULTI_YAML, {**base, KEY_ENV: "sk-dummy-a", KEY_B_ENV: "sk-dummy-b"})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     # A missing key is a configuration error, found before anything is served.
-    r = conftest.envoy_validate(MULTI_YAML, {**base, KEY_ENV: "sk-dummy-a"})
+    r = harness_envoy.envoy_validate(MULTI_YAML, {**base, KEY_ENV: "sk-dummy-a"})
     assert r.returncode != 0 and KEY_B_ENV in r.stdout + r.stderr
 
 
@@ -225,7 +225,7 @@ def test_a_model_without_its_own_cluster_gets_each_providers_key(mock, start):
     request: each attempt carries the key of its provider. (Test-local: the shipped file names a
     cluster for every model.)"""
     doc = load_multi()
-    plugin = conftest.wasm_filter_config(doc)
+    plugin = harness_envoy.wasm_filter_config(doc)
     cfg = json.loads(plugin["configuration"]["value"])
     cfg["models"].append({"name": "gemini-2.5-flash", "version": "1.0.0"})
     plugin["configuration"]["value"] = json.dumps(cfg)

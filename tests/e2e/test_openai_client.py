@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import openai
 import pytest
-from conftest import TEST_KEY
+from harness import TEST_KEY
 
 CLIENT_KEY = "client-key"
 

@@ -1,5 +1,5 @@
 """A real Prometheus scraping a real Envoy: the metrics, the dashboard and the alert rules as an
-operator runs them (issue 4, "Real Prometheus, real dashboard").
+operator runs them (docs/metrics.md).
 
 Prometheus (Debian package ``prometheus``: ``/usr/bin/prometheus`` and ``promtool``; ``.ci/run``
 installs it) scrapes Envoy's admin ``/stats/prometheus`` every second on loopback, with
@@ -32,22 +32,22 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 import yaml
-from conftest import REPO, Gateway, Proc, free_port
-from test_metrics import (
+from harness import REPO, Gateway
+from harness.metrics import (
     DURATION,
+    METRIC_FAMILIES,
     REQUESTS,
-    SPEC_METRICS,
     TTFT,
     configured_buckets,
     hist_count,
     send,
     wait_for,
 )
+from harness.prometheus import Prometheus, start_prometheus
 
 DASHBOARD = REPO / "dashboards" / "ai-gateway.json"
 ALERTS = REPO / "deploy" / "prometheus" / "alerts.yaml"
@@ -73,7 +73,7 @@ needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason=_MISSING.format("pr
 METRIC_NAME = re.compile(r"\bai_gateway_[a-z_]+\b")
 ALLOWED_NAMES = {
     n
-    for f, (kind, _) in SPEC_METRICS.items()
+    for f, (kind, _) in METRIC_FAMILIES.items()
     for n in ([f] if kind != "histogram" else [f"{f}_bucket", f"{f}_sum", f"{f}_count"])
 }
 
@@ -179,15 +179,15 @@ def test_the_dashboard_covers_what_the_issue_lists():
         assert topic in titles, f"no panel about {topic!r}: {titles}"
 
 
-def test_the_dashboard_uses_exactly_the_spec_metric_names():
+def test_the_dashboard_uses_exactly_the_filters_metric_names():
     used = {n for _, expr in DASHBOARD_QUERIES for n in METRIC_NAME.findall(expr)}
     used |= {n for _, q in variable_queries(load_dashboard()) for n in METRIC_NAME.findall(q)}
-    assert used <= ALLOWED_NAMES, f"names that are not SPEC metrics: {sorted(used - ALLOWED_NAMES)}"
+    assert used <= ALLOWED_NAMES, f"names that are not the filter's metrics: {sorted(used - ALLOWED_NAMES)}"
     families = {n.removesuffix("_bucket").removesuffix("_sum").removesuffix("_count") for n in used}
-    assert families == set(SPEC_METRICS), f"SPEC metrics without a panel: {sorted(set(SPEC_METRICS) - families)}"
+    assert families == set(METRIC_FAMILIES), f"metrics without a panel: {sorted(set(METRIC_FAMILIES) - families)}"
 
 
-def test_the_alert_rules_use_only_spec_metric_names_and_cover_the_issue():
+def test_the_alert_rules_use_only_the_filters_metric_names_and_cover_canary_circuit_and_cost():
     doc = yaml.safe_load(ALERTS.read_text())
     rules = [r for g in doc["groups"] for r in g["rules"]]
     names = {n for r in rules for n in METRIC_NAME.findall(r["expr"])}
@@ -215,74 +215,6 @@ def test_promtool_unit_tests_of_the_alert_rules_pass():
 
 def run_tool(argv):
     return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=120, cwd=REPO)
-
-
-# --------------------------------------------------------------------------------------------
-# Prometheus
-# --------------------------------------------------------------------------------------------
-
-
-class Prometheus:
-    def __init__(self, proc: Proc, url: str):
-        self.proc = proc
-        self.url = url
-
-    def api(self, path: str, **params) -> Any:
-        r = requests.get(self.url + path, params=params, timeout=30)
-        doc = r.json()
-        assert r.status_code == 200 and doc.get("status") == "success", f"{path} {params}: {r.status_code} {doc}"
-        return doc["data"]
-
-    def query(self, expr: str, at: float) -> list[dict]:
-        data = self.api("/api/v1/query", query=expr, time=f"{at:.3f}")
-        assert data["resultType"] == "vector", (expr, data)
-        return data["result"]
-
-    def value(self, expr: str, at: float, **labels: str) -> float:
-        """The value of the one result whose labels include ``labels``."""
-        rows = [r for r in self.query(expr, at) if labels.items() <= r["metric"].items()]
-        assert len(rows) == 1, f"{expr} at {at} {labels}: {rows}"
-        return float(rows[0]["value"][1])
-
-    def by(self, expr: str, at: float, label: str) -> dict[str, float]:
-        return {r["metric"].get(label, ""): float(r["value"][1]) for r in self.query(expr, at)}
-
-
-def start_prometheus(workdir: Path, targets: list[str], rule_files: list[Path]) -> Prometheus:
-    cfg = {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(p) for p in rule_files],
-        "scrape_configs": [
-            {"job_name": "envoy", "metrics_path": "/stats/prometheus", "static_configs": [{"targets": targets}]}
-        ],
-    }
-    path = workdir / "prometheus.yml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    for attempt in range(3):
-        port = free_port()
-        argv = [
-            PROMETHEUS,
-            f"--config.file={path}",
-            f"--storage.tsdb.path={workdir / f'tsdb-{attempt}'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ]
-        proc = Proc("prometheus", argv, workdir / f"prometheus-{attempt}.log")
-        prom = Prometheus(proc, f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.alive():
-            try:
-                if requests.get(prom.url + "/-/ready", timeout=1).status_code == 200:
-                    return prom
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        if proc.alive():
-            proc.fail("not ready after 60 s")
-        if "address already in use" not in proc.log_tail():
-            proc.fail(f"exited with code {proc.popen.returncode}")
-        proc.stop()
-    raise AssertionError("no free port for Prometheus after 3 attempts")
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,8 +331,10 @@ def load(module_launcher, tmp_path_factory) -> Load:
         pytest.skip(_MISSING.format("prometheus", "PROMETHEUS"))
     mock = module_launcher.mock("mock")
     gw = module_launcher.envoy(mock, PROM_CONFIG)
-    prom = start_prometheus(tmp_path_factory.mktemp("prometheus"), [gw.admin_url.removeprefix("http://")], [ALERTS])
-    module_launcher.procs.append(prom.proc)
+    prom = start_prometheus(
+        tmp_path_factory.mktemp("prometheus"), [gw.admin_url.removeprefix("http://")], [ALERTS],
+        binary=PROMETHEUS, procs=module_launcher.procs,
+    )  # fmt: skip
     ld = Load()
     ld.prom, ld.gw = prom, gw
 
@@ -541,14 +475,14 @@ def test_tokens_and_cost_totals_match_what_the_provider_reported(load):
 
 
 @needs_prometheus
-def test_every_spec_metric_reaches_prometheus_with_its_labels(load):
+def test_every_metric_reaches_prometheus_with_its_labels(load):
     series = load.prom.api("/api/v1/series", **{"match[]": '{__name__=~"ai_gateway_.+"}', "start": f"{load.t0 - 60:.0f}", "end": f"{load.t1:.0f}"})
     names = {s["__name__"] for s in series}
     assert names == ALLOWED_NAMES, f"missing {ALLOWED_NAMES - names}, extra {names - ALLOWED_NAMES}"
     for s in series:
         family = s["__name__"].removesuffix("_bucket").removesuffix("_sum").removesuffix("_count")
         labels = set(s) - {"__name__", "job", "instance"}
-        want = set(SPEC_METRICS[family][1]) | ({"le"} if s["__name__"].endswith("_bucket") else set())
+        want = set(METRIC_FAMILIES[family][1]) | ({"le"} if s["__name__"].endswith("_bucket") else set())
         assert labels == want, s
     models = {s.get("model") for s in series if "model" in s}
     assert {"gpt-4.1", "deepseek-v3.2"} <= models

@@ -11,17 +11,17 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import rawjson
-from conftest import (
+from harness import (
     TEST_KEY,
     Reply,
     assert_openai_error,
     chat,
     chat_body,
     demo_plugin_config,
+    rawjson,
     upstream_request,
 )
-from stats_helpers import binomial_acceptance
+from harness.stats import binomial_acceptance
 
 CONFIG = demo_plugin_config()
 MODELS = {m["name"]: m for m in CONFIG["models"]}

@@ -1,4 +1,4 @@
-"""Model roll-outs as configuration changes in a running Envoy (issue 5): Envoy with
+"""Model roll-outs as configuration changes in a running Envoy (docs/cli.md): Envoy with
 ``envoy/hot-reload.yaml`` takes the filter's configuration from a watched file (ECDS), and the
 ``ai-gateway`` CLI changes weights in that file (in place, validated, atomic rename).
 
@@ -19,28 +19,151 @@ No retry policy in hot-reload.yaml: a failed request would reach the client and 
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
+import subprocess
+import threading
 import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import requests
-from conftest import Launcher
-from rollout_helpers import (
-    Load,
-    cli,
-    describe_split,
-    ensure_cli,
-    replace_atomically,
-    split,
-    start_hot_envoy,
-    start_prometheus,
-)
+from harness import AI_GATEWAY_BIN, REPO, Gateway, Launcher, replace_atomically, start_hot_envoy
+from harness.prometheus import start_prometheus
 
 CANARY = "deepseek-v3.2@2.0.0-canary.1"
 STABLE = "gpt-4.1@1.0.0"
 #: How long a new configuration may take to reach every worker ("within seconds").
 MAX_SWITCH_S = 10.0  # "within seconds": a new VM compiles the .wasm; generous for a loaded CI machine
+
+
+# --------------------------------------------------------------------------------------------
+# The CLI
+# --------------------------------------------------------------------------------------------
+
+
+def ensure_cli() -> Path:
+    """The ai-gateway binary (``cargo build --release -p ai-gateway`` when it is not there)."""
+    if "AI_GATEWAY_BIN" not in os.environ:
+        r = subprocess.run(
+            ["cargo", "build", "--release", "-p", "ai-gateway"], cwd=REPO, capture_output=True, text=True
+        )
+        if r.returncode != 0:
+            pytest.fail(f"cargo build --release -p ai-gateway failed:\n{r.stderr[-3000:]}", pytrace=False)
+    if not AI_GATEWAY_BIN.exists():
+        pytest.fail(f"{AI_GATEWAY_BIN} missing", pytrace=False)
+    return AI_GATEWAY_BIN
+
+
+def cli(*args: str | Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``ai-gateway ARGS`` (from the repository root); ``check``: exit 0 expected."""
+    r = subprocess.run(
+        [str(AI_GATEWAY_BIN), *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=120, env=env
+    )
+    if check and r.returncode != 0:
+        raise AssertionError(f"ai-gateway {' '.join(map(str, args))} → {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+# --------------------------------------------------------------------------------------------
+# Load
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    sent: float  # time.monotonic() when the request was sent
+    done: float
+    status: int  # 0: no HTTP response (connection error, timeout)
+    model: str | None  # x-ai-gateway-model
+    version: str | None
+    error: str | None = None
+
+
+@dataclass
+class Load:
+    """``threads`` clients, each with its own keep-alive session, sending ``POST
+    /v1/chat/completions`` for ``model`` back to back until :meth:`stop` (or ``max_seconds``,
+    or ``max_requests`` in total: the loop is bounded whatever happens)."""
+
+    gw: Gateway
+    threads: int = 4
+    model: str = "chat"
+    max_seconds: float = 60.0
+    max_requests: int = 40_000
+    outcomes: list[Outcome] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _workers: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> Load:
+        body = json.dumps({"model": self.model, "messages": [{"role": "user", "content": "hi"}]})
+        deadline = time.monotonic() + self.max_seconds
+
+        def work():
+            s = requests.Session()
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                with self._lock:
+                    if len(self.outcomes) >= self.max_requests:
+                        return
+                t0 = time.monotonic()
+                try:
+                    r = s.post(
+                        self.gw.url + "/v1/chat/completions",
+                        data=body,
+                        headers={"content-type": "application/json"},
+                        timeout=10,
+                    )
+                    o = Outcome(
+                        t0, time.monotonic(), r.status_code,
+                        r.headers.get("x-ai-gateway-model"), r.headers.get("x-ai-gateway-version"),
+                        None if r.status_code == 200 else r.text[:300],
+                    )  # fmt: skip
+                except requests.RequestException as e:
+                    o = Outcome(t0, time.monotonic(), 0, None, None, repr(e))
+                with self._lock:
+                    self.outcomes.append(o)
+
+        self._workers = [threading.Thread(target=work, daemon=True) for _ in range(self.threads)]
+        for w in self._workers:
+            w.start()
+        return self
+
+    def stop(self) -> list[Outcome]:
+        self._stop.set()
+        for w in self._workers:
+            w.join(30)
+        return self.snapshot()
+
+    def snapshot(self) -> list[Outcome]:
+        with self._lock:
+            return list(self.outcomes)
+
+    def wait_for(self, n: int, timeout: float = 20.0) -> None:
+        """Until ``n`` more requests have completed."""
+        target = len(self.snapshot()) + n
+        deadline = time.monotonic() + timeout
+        while len(self.snapshot()) < target:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the load made no progress: {len(self.snapshot())} of {target} requests")
+            time.sleep(0.01)
+
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.snapshot() if o.status != 200]
+
+
+def split(outcomes: list[Outcome]) -> Counter:
+    return Counter(f"{o.model}@{o.version}" for o in outcomes if o.status == 200)
+
+
+def describe_split(outcomes: list[Outcome]) -> str:
+    c = split(outcomes)
+    n = sum(c.values())
+    return ", ".join(f"{k} {v} ({100 * v / n:.1f} %)" for k, v in sorted(c.items())) if n else "(none)"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -218,7 +341,8 @@ def run_canary_traffic(launcher, mock, seconds: float = 8.0, fail_canary_after: 
     gw.wait_ecds("config_reload", 2)
     cli("canary", "set-weight", gw.ecds, "--route", "chat", "--target", CANARY, "--weight", "50")
     gw.wait_ecds("config_reload", 3)
-    prom = start_prometheus(launcher.workdir, gw, procs=launcher.procs)
+    prom = start_prometheus(launcher.workdir, [gw.admin_url.removeprefix("http://")], procs=launcher.procs)
+    prom.wait_scraped()
     load = Load(gw, threads=4, max_seconds=seconds + 5).start()
     if fail_canary_after is not None:
         time.sleep(fail_canary_after)
@@ -230,8 +354,8 @@ def run_canary_traffic(launcher, mock, seconds: float = 8.0, fail_canary_after: 
     total = len(outcomes)
     deadline = time.monotonic() + 30
     while True:
-        n = prom.value('sum(ai_gateway_requests_total{route="chat"})') or 0
-        h = prom.value('sum(ai_gateway_request_duration_milliseconds_count{route="chat"})') or 0
+        n = prom.first_value('sum(ai_gateway_requests_total{route="chat"})') or 0
+        h = prom.first_value('sum(ai_gateway_request_duration_milliseconds_count{route="chat"})') or 0
         if n >= total and h >= total:
             break
         assert time.monotonic() < deadline, f"Prometheus has {n} requests / {h} durations of {total}"
@@ -263,7 +387,7 @@ def test_canary_analyze_rolls_back_a_canary_that_fails_and_the_rollback_moves_th
     # says so too — ai_gateway_circuit_open is always queried.)
     m = re.search(r"error ratio: canary ([01]\.\d+) vs stable 0\.0000, \+[01]\.\d+ > 0\.02", r.stdout)
     assert m and float(m.group(1)) > 0.02, r.stdout
-    # The evidence: each query, with the SPEC's names and labels, and its number.
+    # The evidence: each query, with the metrics' names and labels (docs/metrics.md), and its number.
     assert (
         'sum(increase(ai_gateway_requests_total{route="chat",model="deepseek-v3.2",version="2.0.0-canary.1",'
         'status=~"5..|429"}[2m]))' in r.stdout

@@ -1,8 +1,7 @@
 """The provider key: where it must never appear, and keys that are unusual or unusable.
 
-Extends test_timeouts_and_secrets.py (admin output of one Envoy at the default level, a missing
-key → 500) with:
-
+* one Envoy at the default log level (``envoy/demo.yaml`` as shipped): the key is in none of
+  its usual admin outputs and not in its log;
 * one Envoy at ``-l trace`` (every component, the filter included) driven through every kind
   of request — JSON, SSE, errors from the provider, refused bodies, resets, /v1/models,
   passthrough paths — then the key is looked for in every response body and header, every
@@ -11,7 +10,8 @@ key → 500) with:
   against a provider that reflects the bearer token in its 401);
 * keys with unusual characters (``+/=~`` and friends, a trailing newline from a mounted secret
   file) reach the provider intact; keys that can't be an HTTP header value, and an empty key,
-  are refused with 500 ``gateway_misconfigured`` and a clear log line, without a crash.
+  are refused with 500 ``gateway_misconfigured`` and a clear log line, without a crash; without
+  the variable in Envoy's environment, 500 ``gateway_misconfigured`` and nothing goes upstream.
 
 Known limitation of the default mode (``upstream.key_injection: filter``, envoy/demo.yaml),
 pinned: the filter sets ``authorization: Bearer <key>`` before the router, and from **debug**
@@ -36,11 +36,23 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import REPO, TEST_KEY, Reply, assert_openai_error, chat, chat_body
-from secret_helpers import admin_paths, assert_reply_clean, leaks
+from harness import REPO, TEST_KEY, Reply, assert_openai_error, chat, chat_body
+from harness.secrets import admin_paths, assert_reply_clean, leaks
 
 VALIDATOR = REPO / "target" / "release" / "ai-gateway"
 DEMO = REPO / "envoy" / "demo.yaml"
+
+# --------------------------------------------------------------------------------------------
+# One Envoy at the default log level
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_key_is_in_no_admin_output(gw):
+    for path in ("/config_dump", "/config_dump?include_eds", "/stats", "/stats/prometheus", "/server_info", "/clusters"):
+        text = gw.admin(path).text
+        assert TEST_KEY not in text, f"the provider key is visible in admin {path}"
+    assert TEST_KEY not in gw.log(), "the provider key was logged"
+
 
 # --------------------------------------------------------------------------------------------
 # One Envoy at trace level, every kind of traffic
@@ -331,3 +343,12 @@ def test_a_key_that_cannot_be_sent_is_refused_with_500_and_a_clear_log_line(mock
     gw.assert_alive()
     health = gw.wasm_vm_health()
     assert health["traps"] == 0 and health["reloads"] == 0, health
+
+
+def test_without_the_key_in_its_environment_the_gateway_answers_500_gateway_misconfigured(mock, envoy):
+    m = mock("nokey")
+    gw = envoy(m, key=None)
+    reply = chat(gw, chat_body("chat"), headers={"authorization": "Bearer client-secret"})
+    assert_openai_error(reply, 500, "gateway_misconfigured")
+    assert m.last_id() == 0, "a request went upstream without the provider key"
+    assert "HOLYSHEEP_API_KEY" in gw.log(), "no log line names the missing variable"

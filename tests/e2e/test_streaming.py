@@ -1,4 +1,4 @@
-"""Streaming responses and `stream_usage` (SPEC "Request path" step 7, issue 4).
+"""Streaming responses and `stream_usage` (docs/design.md#request-path, docs/metrics.md).
 
 With `stream_usage: inject` the gateway adds `stream_options.include_usage: true` to stream
 requests so the provider reports usage, and removes the usage-only chunk from what a client
@@ -19,8 +19,8 @@ import re
 
 import pytest
 import requests
-from conftest import Mock, demo_plugin_config, upstream_request
-from test_metrics import COST, REQUESTS, TOKENS, MODEL_ERRORS, delta, request_body, scrape, wait_for
+from harness import Mock, demo_plugin_config, upstream_request
+from harness.metrics import COST, REQUESTS, TOKENS, MODEL_ERRORS, delta, request_body, scrape, wait_for
 
 PROMPT, COMPLETION = 1000, 500
 TOKENS_HEADERS = {"x-mock-prompt-tokens": str(PROMPT), "x-mock-completion-tokens": str(COMPLETION)}
@@ -161,7 +161,7 @@ def test_a_client_that_did_not_ask_for_usage_gets_the_providers_events_without_t
 @pytest.mark.parametrize("framing", FRAMINGS)
 @pytest.mark.parametrize("path", STREAM_PATHS)
 def test_a_client_that_did_not_ask_for_usage_gets_the_providers_stream_byte_for_byte(inject_gw, demo_mock, path, framing):
-    """Issue 4: "the client sees exactly what it would have seen without the gateway".
+    """The client sees exactly what it would have seen without the gateway.
     Asking for usage makes the provider (OpenAI, and the mock like it) add `"usage":null` to
     every other chunk; those members must go too, not only the usage-only chunk."""
     headers = {**TOKENS_HEADERS, **FRAMINGS[framing]}

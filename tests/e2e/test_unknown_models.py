@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import TEST_KEY, chat, chat_body, demo_plugin_config, upstream_request
+from harness import TEST_KEY, chat, chat_body, demo_plugin_config, upstream_request
 
 DEMO = demo_plugin_config()
 CHAT_MODELS = {t["model"] for t in DEMO["routes"][0]["targets"]}

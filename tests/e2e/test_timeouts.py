@@ -1,11 +1,12 @@
-"""Per-request timeouts set by the filter, and the provider key's secrecy."""
+"""Per-request timeouts set by the filter: the global ``timeout_ms``, a model's own, and a client
+cannot change either with ``x-envoy-upstream-rq-timeout-ms``."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-from conftest import TEST_KEY, assert_openai_error, chat, chat_body, demo_plugin_config, upstream_request
+from harness import chat, chat_body, demo_plugin_config, upstream_request
 
 
 @pytest.fixture(scope="module")
@@ -53,19 +54,3 @@ def test_a_models_own_timeout_overrides_the_global_one(short_timeouts, mock_):
 def test_a_client_cannot_shorten_the_timeout_either(short_timeouts, mock_):
     reply, _ = timed(short_timeouts, chat_body("chat"), {"x-mock-delay-ms": "300", "x-envoy-upstream-rq-timeout-ms": "1"})
     assert reply.status == 200, reply.body[:300]
-
-
-def test_the_key_is_in_no_admin_output(short_timeouts):
-    for path in ("/config_dump", "/config_dump?include_eds", "/stats", "/stats/prometheus", "/server_info", "/clusters"):
-        text = short_timeouts.admin(path).text
-        assert TEST_KEY not in text, f"the provider key is visible in admin {path}"
-    assert TEST_KEY not in short_timeouts.log(), "the provider key was logged"
-
-
-def test_without_the_key_in_its_environment_the_gateway_answers_500_gateway_misconfigured(mock, envoy):
-    m = mock("nokey")
-    gw = envoy(m, key=None)
-    reply = chat(gw, chat_body("chat"), headers={"authorization": "Bearer client-secret"})
-    assert_openai_error(reply, 500, "gateway_misconfigured")
-    assert m.last_id() == 0, "a request went upstream without the provider key"
-    assert "HOLYSHEEP_API_KEY" in gw.log(), "no log line names the missing variable"

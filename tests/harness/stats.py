@@ -1,4 +1,5 @@
-"""Exact binomial acceptance regions for the weighted-split tests."""
+"""Exact binomial acceptance regions: how far an observed weighted split may stray from its
+weights by chance (the split tests of tests/e2e)."""
 
 from __future__ import annotations
 

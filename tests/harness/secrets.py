@@ -1,11 +1,12 @@
-"""Looking for a provider key where it must not be: shared by test_secrets.py,
-test_key_upstream.py and test_multi_provider.py."""
+"""Looking for a provider key where it must not be (response bodies and headers, every
+read-only admin endpoint, log lines): shared by the secrets, key-upstream and multi-provider tests."""
 
 from __future__ import annotations
 
 import re
 
-from conftest import TEST_KEY, Reply
+from .client import Reply
+from .envoy import TEST_KEY
 
 #: Admin endpoints that change Envoy's state (or dump heap profiles): never called by the checks.
 MUTATING = {
