@@ -35,6 +35,13 @@ extern "C" {
         value_size: usize,
     ) -> u32;
     fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
     fn proxy_get_buffer_bytes(
         buffer_type: u32,
         start: usize,
@@ -65,6 +72,12 @@ extern "C" {
         path_size: usize,
         return_value_data: *mut *mut u8,
         return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
     ) -> u32;
     fn proxy_get_shared_data(
         key_data: *const u8,
@@ -107,6 +120,21 @@ unsafe fn host_bytes(data: *mut u8, size: usize) -> Option<Vec<u8>> {
         None
     } else {
         Some(Vec::from_raw_parts(data, size, size))
+    }
+}
+
+/// One header's value (`Ok(None)` when absent): for a filter that needs one or two headers,
+/// cheaper than the whole map.
+pub fn header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, Status> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    let status = unsafe {
+        proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut size)
+    };
+    match status {
+        0 => Ok(unsafe { host_bytes(data, size) }),
+        NOT_FOUND => Ok(None),
+        s => Err(Status(s)),
     }
 }
 
@@ -195,11 +223,13 @@ pub fn now_ms() -> u64 {
 
 /// A host property (e.g. `["response", "flags"]`); `Ok(None)` when absent.
 pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
-    // Path segments are NUL-terminated and concatenated.
+    // Path segments joined by NUL, as the SDK sends them.
     let mut serialized = Vec::with_capacity(path.iter().map(|p| p.len() + 1).sum());
-    for p in path {
+    for (i, p) in path.iter().enumerate() {
+        if i > 0 {
+            serialized.push(0);
+        }
         serialized.extend_from_slice(p.as_bytes());
-        serialized.push(0);
     }
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
@@ -210,6 +240,14 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
         NOT_FOUND => Ok(None),
         s => Err(Status(s)),
     }
+}
+
+/// Sets a request-scoped property: Envoy keeps it in the stream's filter state as
+/// `wasm.<name>` (readable by later filters, later attempts' upstream filters and the access
+/// log's `%FILTER_STATE(wasm.<name>:PLAIN)%`).
+pub fn set_property(name: &str, value: &[u8]) -> Result<(), Status> {
+    // One segment: no separator (Envoy takes the whole path as the filter-state key).
+    check(unsafe { proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
 }
 
 /// Shared data across the VMs of a vm_id: `(value, cas)`; `(None, 0)` when absent.
