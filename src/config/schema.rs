@@ -19,8 +19,22 @@ pub struct GatewayConfig {
     pub failover_threshold: Option<f64>,
     #[serde(default)]
     pub failover: Option<FailoverConfig>,
+    /// Per attempt, until the response starts (first response byte).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Between two chunks of a response that has started.
+    #[serde(default)]
+    pub stream_idle_timeout_ms: Option<u64>,
+    /// A cap on the whole request, every attempt included (0: none).
+    #[serde(default)]
+    pub max_duration_ms: Option<u64>,
+    /// The causes of a failed attempt that move the request to the next model of its
+    /// `fallback` list (`5xx`, `429`, `timeout`, `reset`, `connect_failure`).
+    #[serde(default)]
+    pub fallback_on: Option<Vec<String>>,
+    /// Every attempt of one request together (endpoints and models).
+    #[serde(default)]
+    pub max_attempts: Option<u64>,
     #[serde(default)]
     pub upstream: Option<UpstreamConfig>,
     #[serde(default)]
@@ -51,8 +65,13 @@ pub struct ModelConfig {
     pub cluster: Option<String>,
     #[serde(default)]
     pub system_prompt: Option<String>,
+    /// Per attempt, until the response starts (default: the global `timeout_ms`).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// The models to try next, in order, when an attempt at this one fails with a cause of
+    /// `fallback_on`: `"name"` (that name's highest release) or `"name@version"`.
+    #[serde(default)]
+    pub fallback: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
