@@ -237,7 +237,7 @@ fn fallback_on(raw: &GatewayConfig, errs: &mut Errors) -> Causes {
             .join(", ")
     };
     let mut causes = Causes::NONE;
-    for (i, name) in names.iter().enumerate() {
+    for (i, super::schema::CauseName(name)) in names.iter().enumerate() {
         let at = format!("fallback_on[{i}]");
         match Causes::parse(name) {
             Some(c) if causes.contains(c) => errs.push(at, format!("{name:?} is listed twice")),

@@ -31,7 +31,7 @@ pub struct GatewayConfig {
     /// The causes of a failed attempt that move the request to the next model of its
     /// `fallback` list (`5xx`, `429`, `timeout`, `reset`, `connect_failure`).
     #[serde(default)]
-    pub fallback_on: Option<Vec<String>>,
+    pub fallback_on: Option<Vec<CauseName>>,
     /// Every attempt of one request together (endpoints and models).
     #[serde(default)]
     pub max_attempts: Option<u64>,
@@ -72,6 +72,33 @@ pub struct ModelConfig {
     /// `fallback_on`: `"name"` (that name's highest release) or `"name@version"`.
     #[serde(default)]
     pub fallback: Option<Vec<String>>,
+}
+
+/// An entry of `fallback_on`, as written: a string, or a number for the status codes
+/// (YAML reads `[5xx, 429]` as a string and a number; Istio hands both on as JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CauseName(pub String);
+
+impl<'de> Deserialize<'de> for CauseName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<CauseName, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = CauseName;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a cause (5xx, 429, timeout, reset, connect_failure)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CauseName, E> {
+                Ok(CauseName(v.to_owned()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<CauseName, E> {
+                Ok(CauseName(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<CauseName, E> {
+                Ok(CauseName(v.to_string()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -787,6 +787,44 @@ fn fallback_on_takes_exactly_the_five_causes() {
         r#","fallback_on":"5xx""#
     ))[0]
         .starts_with("fallback_on: wrong type"));
+    let e = errors_of(&with_models(
+        r#"{"name":"a","version":"1.0.0"}"#,
+        r#","fallback_on":[true]"#,
+    ));
+    assert!(
+        e[0].starts_with(
+            "fallback_on[0]: wrong type: boolean `true`, expected a cause (5xx, 429, timeout, reset, connect_failure)"
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn fallback_on_takes_status_codes_written_as_numbers() {
+    // YAML reads `[5xx, 429]` as a string and a number (and Istio passes the number on).
+    let c = ok(&with_models(
+        r#"{"name":"a","version":"1.0.0"}"#,
+        r#","fallback_on":["5xx",429]"#,
+    ));
+    assert_eq!(
+        c.fallback_on,
+        Causes::NONE
+            .with(ErrorType::Http5xx)
+            .with(ErrorType::Http429)
+    );
+    let e = errors_of(&with_models(
+        r#"{"name":"a","version":"1.0.0"}"#,
+        r#","fallback_on":[404,500,-1,"429",429]"#,
+    ));
+    assert_eq!(
+        e,
+        vec![
+            r#"fallback_on[0]: "404" is a client error: client errors never fall back (the next model would get the same request); the causes are 5xx, 429, timeout, reset, connect_failure"#,
+            r#"fallback_on[1]: "500" is not a cause; the causes are 5xx, 429, timeout, reset, connect_failure"#,
+            r#"fallback_on[2]: "-1" is not a cause; the causes are 5xx, 429, timeout, reset, connect_failure"#,
+            r#"fallback_on[4]: "429" is listed twice"#,
+        ]
+    );
 }
 
 #[test]
