@@ -509,6 +509,13 @@ fallback_on: [5xx, 429, timeout, reset, connect_failure]
 max_attempts: 3
 """
 
+
+def docs_fallback_example() -> str:
+    """The first YAML block of docs/failover.md's `## Fallback` section."""
+    text = (REPO / "docs" / "failover.md").read_text()
+    section = text.split("\n## Fallback\n", 1)[1]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+
 ROUTE0 = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0]"
 NO_UPSTREAM_FILTER = (
     "models[2].fallback: claude-sonnet-4.5@1.4.0 has a fallback list, but cluster \"mock\" has no upstream "
@@ -524,7 +531,10 @@ NO_IDLE_TIMEOUT = (
 
 
 def test_the_fallback_example_validates_as_yaml_json_and_inside_envoy(ag, write):
+    docs = docs_fallback_example()
+    assert yaml.safe_load(docs) == yaml.safe_load(FALLBACK_YAML)
     for f in (
+        write("docs-example.yaml", docs),
         write("fallback.yaml", FALLBACK_YAML),
         write("fallback.json", json.dumps(yaml.safe_load(FALLBACK_YAML), indent=2)),
         write("fallback-wasmplugin.yaml", wasmplugin(FALLBACK_YAML)),
