@@ -1,12 +1,13 @@
 //! The compiler: JSON → [`GatewayConfig`] (serde) → [`Config`] (every rule of the
 //! configuration contract checked, every error reported at once). One function per phase:
-//! global settings, models, routes, the default route.
+//! global settings, models, their fallbacks, routes, the default route.
 
 use super::defaults;
 use super::error::{ConfigError, ConfigErrors, UnknownField};
 use super::route_labels;
 use super::runtime::{
-    resolve_target, Breaker, Config, EndpointKind, Model, ModelId, Named, Route, RouteId, Target,
+    highest_release, resolve_reference, resolve_target, Breaker, Causes, Config, EndpointKind,
+    Model, ModelId, Named, Route, RouteId, Target, CAUSES,
 };
 use super::schema::{
     fields_at, GatewayConfig, KeyInjection, ModelConfig, PathSegment, RouteConfig, StreamUsage,
@@ -20,6 +21,10 @@ use std::collections::HashMap;
 const MAX_NAME_LEN: usize = 128;
 const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
 const MAX_WINDOW_S: u64 = 24 * 3600;
+/// `max_attempts`: every attempt of one request together.
+const MAX_ATTEMPTS: u64 = 5;
+/// `models[].fallback`: models after the first.
+const MAX_FALLBACKS: usize = 4;
 /// Price ceiling: USD 1,000,000 per million tokens.
 const MAX_PRICE_USD: f64 = 1_000_000.0;
 
@@ -101,7 +106,8 @@ impl Errors {
 pub fn compile(raw: GatewayConfig) -> Result<Config, ConfigErrors> {
     let mut errs = Errors(Vec::new());
     let globals = globals(&raw, &mut errs);
-    let models = models(&raw, &globals, &mut errs);
+    let mut models = models(&raw, &globals, &mut errs);
+    fallbacks(&raw, &mut models, &mut errs);
     check_prices(&raw, &mut errs);
     let mut names = model_names(&models);
     let mut routes = routes(&raw.routes, &models, &mut names, &mut errs);
@@ -112,6 +118,10 @@ pub fn compile(raw: GatewayConfig) -> Result<Config, ConfigErrors> {
     }
     let Globals {
         timeout_ms,
+        stream_idle_timeout_ms,
+        max_duration_ms,
+        fallback_on,
+        max_attempts,
         breaker,
         cluster,
         api_key_env,
@@ -127,6 +137,11 @@ pub fn compile(raw: GatewayConfig) -> Result<Config, ConfigErrors> {
         breaker,
         timeout_ms,
         timeout_header: timeout_ms.to_string(),
+        stream_idle_timeout_ms,
+        max_duration_ms,
+        max_duration_header: max_duration_ms.to_string(),
+        fallback_on,
+        max_attempts,
         cluster,
         api_key_env,
         key_injection,
@@ -149,6 +164,10 @@ pub fn compile(raw: GatewayConfig) -> Result<Config, ConfigErrors> {
 /// The global settings, defaults applied (checked, but not yet trusted: see `errs`).
 struct Globals {
     timeout_ms: u64,
+    stream_idle_timeout_ms: u64,
+    max_duration_ms: u64,
+    fallback_on: Causes,
+    max_attempts: u32,
     breaker: Breaker,
     cluster: String,
     api_key_env: String,
@@ -160,12 +179,42 @@ struct Globals {
 fn globals(raw: &GatewayConfig, errs: &mut Errors) -> Globals {
     let timeout_ms = raw.timeout_ms.unwrap_or(defaults::TIMEOUT_MS);
     check_timeout(errs, "timeout_ms", timeout_ms);
+    let stream_idle_timeout_ms = raw
+        .stream_idle_timeout_ms
+        .unwrap_or(defaults::STREAM_IDLE_TIMEOUT_MS);
+    check_timeout(errs, "stream_idle_timeout_ms", stream_idle_timeout_ms);
+    let max_duration_ms = raw.max_duration_ms.unwrap_or(defaults::MAX_DURATION_MS);
+    if max_duration_ms > MAX_TIMEOUT_MS {
+        errs.push(
+            "max_duration_ms",
+            format!(
+                "{max_duration_ms} is out of range: 0 (no cap) or 1 to {MAX_TIMEOUT_MS} milliseconds"
+            ),
+        );
+    }
+    let fallback_on = fallback_on(raw, errs);
+    let max_attempts = raw
+        .max_attempts
+        .unwrap_or(u64::from(defaults::MAX_ATTEMPTS));
+    if !(1..=MAX_ATTEMPTS).contains(&max_attempts) {
+        errs.push(
+            "max_attempts",
+            format!(
+                "{max_attempts} is out of range: 1 to {MAX_ATTEMPTS} (every attempt of one request together: endpoint retries and fallback models)"
+            ),
+        );
+    }
     let breaker = breaker(raw, errs);
     let (cluster, api_key_env, key_injection) = upstream(raw, errs);
     let sticky_header = sticky_header(raw, errs);
     let paths = paths(raw, errs);
     Globals {
         timeout_ms,
+        stream_idle_timeout_ms,
+        max_duration_ms,
+        fallback_on,
+        // In range when there is no error (1..=5).
+        max_attempts: u32::try_from(max_attempts).unwrap_or(u32::MAX),
         breaker,
         cluster,
         api_key_env,
@@ -173,6 +222,49 @@ fn globals(raw: &GatewayConfig, errs: &mut Errors) -> Globals {
         sticky_header,
         paths,
     }
+}
+
+/// `fallback_on`: causes of [`CAUSES`], each once.
+fn fallback_on(raw: &GatewayConfig, errs: &mut Errors) -> Causes {
+    let Some(names) = &raw.fallback_on else {
+        return defaults::FALLBACK_ON;
+    };
+    let allowed = || {
+        CAUSES
+            .iter()
+            .map(|&(_, n)| n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut causes = Causes::NONE;
+    for (i, super::schema::CauseName(name)) in names.iter().enumerate() {
+        let at = format!("fallback_on[{i}]");
+        match Causes::parse(name) {
+            Some(c) if causes.contains(c) => errs.push(at, format!("{name:?} is listed twice")),
+            Some(c) => causes = causes.with(c),
+            None if is_client_error(name) => errs.push(
+                at,
+                format!(
+                    "{name:?} is a client error: client errors never fall back (the next model would get the same request); the causes are {}",
+                    allowed()
+                ),
+            ),
+            None => errs.push(
+                at,
+                format!("{name:?} is not a cause; the causes are {}", allowed()),
+            ),
+        }
+    }
+    causes
+}
+
+/// `4xx` and the 4xx codes other than 429 (which is a cause).
+fn is_client_error(name: &str) -> bool {
+    name == "4xx"
+        || (name.len() == 3
+            && name.starts_with('4')
+            && name.bytes().all(|b| b.is_ascii_digit())
+            && name != "429")
 }
 
 /// `failover_threshold` and `failover.*`.
@@ -373,7 +465,78 @@ fn model(
         timeout_ms: timeout,
         timeout_header: timeout.to_string(),
         price,
+        // Resolved once every model is known: see `fallbacks`.
+        fallback: Vec::new(),
     }
+}
+
+// === fallbacks ===
+
+/// `models[i].fallback`, resolved once every model is known (a list may name models
+/// configured after it).
+fn fallbacks(raw: &GatewayConfig, models: &mut [Model], errs: &mut Errors) {
+    for (i, m) in raw.models.iter().enumerate() {
+        let Some(list) = &m.fallback else {
+            continue;
+        };
+        let resolved = fallback(models, i, list, errs);
+        if let Some(model) = models.get_mut(i) {
+            model.fallback = resolved;
+        }
+    }
+}
+
+/// One model's fallback list: each entry names a configured model (a name: its highest
+/// release), not the model itself, once, served by the same cluster.
+fn fallback(models: &[Model], i: usize, list: &[String], errs: &mut Errors) -> Vec<ModelId> {
+    let at = format!("models[{i}].fallback");
+    if list.len() > MAX_FALLBACKS {
+        errs.push(
+            at.clone(),
+            format!("lists {} models; at most {MAX_FALLBACKS}", list.len()),
+        );
+    }
+    let me = &models[i];
+    let mut resolved: Vec<ModelId> = Vec::with_capacity(list.len());
+    for (j, reference) in list.iter().enumerate() {
+        let jat = format!("{at}[{j}]");
+        let id = match resolve_reference(models, reference) {
+            Ok(id) => id,
+            Err(e) => {
+                errs.push(jat, e.message);
+                continue;
+            }
+        };
+        let other = &models[id.0];
+        let label = format!("{}@{}", other.name, other.version_label);
+        if id.0 == i {
+            errs.push(
+                jat,
+                format!(
+                    "{reference:?} is {label}, the model itself: a model can't fall back to itself"
+                ),
+            );
+            continue;
+        }
+        if let Some(k) = resolved.iter().position(|&x| x == id) {
+            errs.push(
+                jat,
+                format!("{reference:?} is {label}, already listed (fallback[{k}])"),
+            );
+            continue;
+        }
+        if other.cluster != me.cluster {
+            errs.push(
+                jat,
+                format!(
+                    "{reference:?} routes to cluster {:?} but {}@{} routes to {:?}: Envoy picks the cluster once per request (cluster_header) and retries stay in it, so a fallback must be served by the same cluster (see docs/failover.md#fallback)",
+                    other.cluster, me.name, me.version_label, me.cluster
+                ),
+            );
+        }
+        resolved.push(id);
+    }
+    resolved
 }
 
 fn check_prices(raw: &GatewayConfig, errs: &mut Errors) {
@@ -393,15 +556,12 @@ fn check_prices(raw: &GatewayConfig, errs: &mut Errors) {
 /// a client gets by name (pre-releases are reached through routes only).
 fn model_names(models: &[Model]) -> HashMap<String, Named> {
     let mut names: HashMap<String, Named> = HashMap::new();
-    for (id, m) in models.iter().enumerate() {
-        if !m.version.pre.is_empty() {
+    for m in models {
+        if names.contains_key(&m.name) {
             continue;
         }
-        match names.get(&m.name) {
-            Some(&Named::Model(prev)) if models[prev.0].version >= m.version => {}
-            _ => {
-                names.insert(m.name.clone(), Named::Model(ModelId(id)));
-            }
+        if let Some(id) = highest_release(models, &m.name) {
+            names.insert(m.name.clone(), Named::Model(id));
         }
     }
     names

@@ -19,7 +19,8 @@ pub use crate::usage::Price;
 pub use compile::{compile, parse, parse_schema};
 pub use error::{ConfigError, ConfigErrors, UnknownField};
 pub use runtime::{
-    Breaker, Config, EndpointKind, Model, ModelId, Named, Route, RouteId, Target, UnresolvedTarget,
+    Breaker, Causes, Config, EndpointKind, Model, ModelId, Named, Route, RouteId, Target,
+    UnresolvedTarget, CAUSES,
 };
 pub use schema::KeyInjection;
 pub use schema::UnknownModels as UnknownModelsPolicy;
@@ -30,7 +31,16 @@ pub mod defaults {
     pub const WINDOW_S: u64 = 30;
     pub const MIN_REQUESTS: u32 = 20;
     pub const COOLDOWN_S: u64 = 30;
+    /// Per attempt, until the response starts.
     pub const TIMEOUT_MS: u64 = 30_000;
+    /// Between two chunks of a started response.
+    pub const STREAM_IDLE_TIMEOUT_MS: u64 = 60_000;
+    /// The whole request: 0 = no cap.
+    pub const MAX_DURATION_MS: u64 = 0;
+    /// Every cause falls back.
+    pub const FALLBACK_ON: super::Causes = super::Causes::ALL;
+    /// All attempts of one request together.
+    pub const MAX_ATTEMPTS: u32 = 3;
     pub const CLUSTER: &str = "holysheep";
     pub const API_KEY_ENV: &str = "HOLYSHEEP_API_KEY";
     pub const PATHS: [&str; 4] = [

@@ -3,6 +3,7 @@
 
 use super::route_labels;
 use super::schema::{KeyInjection, UnknownModels};
+use crate::metrics::ErrorType;
 use crate::usage::Price;
 use std::collections::HashMap;
 use std::fmt;
@@ -57,10 +58,17 @@ pub struct Model {
     pub weight: f64,
     pub cluster: String,
     pub system_prompt: Option<String>,
+    /// Per attempt, until the response starts (its headers): the model's own `timeout_ms`,
+    /// else the global one.
     pub timeout_ms: u64,
-    /// `timeout_ms` formatted once for `x-envoy-upstream-rq-timeout-ms`.
+    /// `timeout_ms` formatted once for `x-envoy-upstream-rq-per-try-timeout-ms` (Envoy's
+    /// per-try timeout bounds the wait for an attempt's response headers, never its body).
     pub timeout_header: String,
     pub price: Option<Price>,
+    /// The models to try next, in order, when an attempt at this one fails with a cause of
+    /// [`Config::fallback_on`]. Each routes to this model's `cluster`, is not this model, and
+    /// appears once (checked by the compiler); at most 4.
+    pub fallback: Vec<ModelId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -95,6 +103,85 @@ pub struct Breaker {
     pub window_s: u64,
     pub min_requests: u32,
     pub cooldown_s: u64,
+}
+
+/// The causes of a failed attempt, by their configuration names (`fallback_on`): the one
+/// mapping between [`ErrorType`] and what operators write. Client errors (4xx other than
+/// 429) are never among them.
+pub const CAUSES: [(ErrorType, &str); 5] = [
+    (ErrorType::Http5xx, "5xx"),
+    (ErrorType::Http429, "429"),
+    (ErrorType::Timeout, "timeout"),
+    (ErrorType::Reset, "reset"),
+    (ErrorType::ConnectFailure, "connect_failure"),
+];
+
+/// A set of [`CAUSES`] (`fallback_on`): one bit per entry of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Causes(u8);
+
+impl Causes {
+    /// No cause: never fall back.
+    pub const NONE: Causes = Causes(0);
+    /// Every cause of [`CAUSES`].
+    pub const ALL: Causes = Causes((1 << CAUSES.len()) - 1);
+
+    fn bit(cause: ErrorType) -> u8 {
+        CAUSES
+            .iter()
+            .position(|&(c, _)| c == cause)
+            .map_or(0, |i| 1 << i)
+    }
+
+    /// Whether `cause` is in the set (a cause outside [`CAUSES`] never is).
+    pub fn contains(self, cause: ErrorType) -> bool {
+        self.0 & Causes::bit(cause) != 0
+    }
+
+    /// The set with `cause` added.
+    #[must_use]
+    pub fn with(self, cause: ErrorType) -> Causes {
+        Causes(self.0 | Causes::bit(cause))
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The causes in the set, in [`CAUSES`] order.
+    pub fn iter(self) -> impl Iterator<Item = ErrorType> {
+        CAUSES
+            .iter()
+            .map(|&(c, _)| c)
+            .filter(move |&c| self.contains(c))
+    }
+
+    /// The configuration name of a cause (`5xx`, `429`, `timeout`, `reset`,
+    /// `connect_failure`); `None` for an [`ErrorType`] that is not a cause.
+    pub fn name(cause: ErrorType) -> Option<&'static str> {
+        CAUSES.iter().find(|&&(c, _)| c == cause).map(|&(_, n)| n)
+    }
+
+    /// The cause a configuration name stands for.
+    pub fn parse(name: &str) -> Option<ErrorType> {
+        CAUSES.iter().find(|&&(_, n)| n == name).map(|&(c, _)| c)
+    }
+}
+
+/// The configuration names, comma-separated in [`CAUSES`] order (`(none)` when empty).
+impl fmt::Display for Causes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("(none)");
+        }
+        for (i, c) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(Causes::name(c).unwrap_or("?"))?;
+        }
+        Ok(())
+    }
 }
 
 /// The endpoint a configured path serves, which decides the parameters that apply.
@@ -133,9 +220,26 @@ pub struct Config {
     pub default_route: Option<RouteId>,
     pub unknown_models: UnknownModels,
     pub breaker: Breaker,
+    /// Per attempt, until the response starts (first response byte), for models without
+    /// their own `timeout_ms`.
     pub timeout_ms: u64,
-    /// `timeout_ms` formatted once for `x-envoy-upstream-rq-timeout-ms`.
+    /// `timeout_ms` formatted once for `x-envoy-upstream-rq-per-try-timeout-ms`.
     pub(super) timeout_header: String,
+    /// Between two chunks of a response that has started. The filter can't set this per
+    /// request: Envoy enforces it through the route's `retry_policy.per_try_idle_timeout`
+    /// (`ai-gateway validate` warns when the route's differs).
+    pub stream_idle_timeout_ms: u64,
+    /// A cap on the whole request, every attempt, back-off and the response body included;
+    /// 0: none.
+    pub max_duration_ms: u64,
+    /// `max_duration_ms` formatted once for `x-envoy-upstream-rq-timeout-ms` (`"0"`: Envoy
+    /// applies no request timeout).
+    pub(super) max_duration_header: String,
+    /// The causes of a failed attempt that move the request to the next model of its
+    /// [`Model::fallback`] list (empty: never fall back).
+    pub fallback_on: Causes,
+    /// Every attempt of one request together (endpoint retries and fallback models), 1–5.
+    pub max_attempts: u32,
     pub cluster: String,
     pub api_key_env: String,
     pub key_injection: KeyInjection,
@@ -185,9 +289,16 @@ impl Config {
         self.names.get(name).copied()
     }
 
-    /// The global `timeout_ms`, formatted for `x-envoy-upstream-rq-timeout-ms`.
+    /// The global `timeout_ms` (per attempt, until the response starts), formatted for
+    /// `x-envoy-upstream-rq-per-try-timeout-ms`.
     pub fn timeout_header(&self) -> &str {
         &self.timeout_header
+    }
+
+    /// `max_duration_ms` (the whole request), formatted for `x-envoy-upstream-rq-timeout-ms`:
+    /// `"0"` when there is no cap (Envoy then applies none).
+    pub fn max_duration_header(&self) -> &str {
+        &self.max_duration_header
     }
 
     /// The endpoint kind of a request path (query string already removed), when configured.
@@ -208,6 +319,14 @@ impl Config {
         version: Option<&str>,
     ) -> Result<ModelId, UnresolvedTarget> {
         resolve_target(&self.models, model, version)
+    }
+
+    /// The model a `models[].fallback` entry names, by the rules the compiler applies to
+    /// them: `"name@version"` exactly as a route target with a `version`; `"name"` that
+    /// name's highest SemVer release (what a client gets by that name; a name with only
+    /// pre-releases must be written with its version).
+    pub fn resolve_reference(&self, reference: &str) -> Result<ModelId, UnresolvedTarget> {
+        resolve_reference(&self.models, reference)
     }
 
     /// Names `GET /v1/models` lists: routes, then directly addressable model names.
@@ -243,6 +362,50 @@ pub(super) fn resolve_target(
     name: &str,
     version: Option<&str>,
 ) -> Result<ModelId, UnresolvedTarget> {
+    resolve(models, name, version, Unversioned::Single)
+}
+
+/// [`Config::resolve_reference`] over the models alone.
+pub(super) fn resolve_reference(
+    models: &[Model],
+    reference: &str,
+) -> Result<ModelId, UnresolvedTarget> {
+    match reference.split_once('@') {
+        Some((name, version)) => resolve(models, name, Some(version), Unversioned::Single),
+        None => resolve(models, reference, None, Unversioned::HighestRelease),
+    }
+}
+
+/// What a name without a version selects.
+#[derive(Clone, Copy)]
+enum Unversioned {
+    /// Its only configured version (route targets).
+    Single,
+    /// Its highest SemVer release (model references: what a client gets by that name).
+    HighestRelease,
+}
+
+/// The highest SemVer release configured under `name` (pre-releases are never selected by
+/// name alone); among equal versions, the first configured.
+pub(super) fn highest_release(models: &[Model], name: &str) -> Option<ModelId> {
+    let mut best: Option<usize> = None;
+    for (i, m) in models.iter().enumerate() {
+        if m.name != name || !m.version.pre.is_empty() {
+            continue;
+        }
+        if best.is_none_or(|b| models[b].version < m.version) {
+            best = Some(i);
+        }
+    }
+    best.map(ModelId)
+}
+
+fn resolve(
+    models: &[Model],
+    name: &str,
+    version: Option<&str>,
+    unversioned: Unversioned,
+) -> Result<ModelId, UnresolvedTarget> {
     let unresolved = |field, message| UnresolvedTarget { field, message };
     let candidates: Vec<usize> = models
         .iter()
@@ -257,6 +420,21 @@ pub(super) fn resolve_target(
         ));
     }
     match version {
+        None if matches!(unversioned, Unversioned::HighestRelease) => {
+            highest_release(models, name).ok_or_else(|| {
+                let example = match candidates.as_slice() {
+                    [one] => format!("{name}@{}", models[*one].version_label),
+                    _ => format!("{name}@VERSION"),
+                };
+                unresolved(
+                    "version",
+                    format!(
+                        "{name:?} has only pre-release versions ({}), which a name alone never selects: name the version ({example:?})",
+                        versions_of(models, &candidates)
+                    ),
+                )
+            })
+        }
         Some(v) => {
             let wanted = semver::Version::parse(v)
                 .map_err(|e| unresolved("version", format!("{v:?} is not SemVer: {e}")))?;

@@ -19,8 +19,22 @@ pub struct GatewayConfig {
     pub failover_threshold: Option<f64>,
     #[serde(default)]
     pub failover: Option<FailoverConfig>,
+    /// Per attempt, until the response starts (first response byte).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Between two chunks of a response that has started.
+    #[serde(default)]
+    pub stream_idle_timeout_ms: Option<u64>,
+    /// A cap on the whole request, every attempt included (0: none).
+    #[serde(default)]
+    pub max_duration_ms: Option<u64>,
+    /// The causes of a failed attempt that move the request to the next model of its
+    /// `fallback` list (`5xx`, `429`, `timeout`, `reset`, `connect_failure`).
+    #[serde(default)]
+    pub fallback_on: Option<Vec<CauseName>>,
+    /// Every attempt of one request together (endpoints and models).
+    #[serde(default)]
+    pub max_attempts: Option<u64>,
     #[serde(default)]
     pub upstream: Option<UpstreamConfig>,
     #[serde(default)]
@@ -51,8 +65,40 @@ pub struct ModelConfig {
     pub cluster: Option<String>,
     #[serde(default)]
     pub system_prompt: Option<String>,
+    /// Per attempt, until the response starts (default: the global `timeout_ms`).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// The models to try next, in order, when an attempt at this one fails with a cause of
+    /// `fallback_on`: `"name"` (that name's highest release) or `"name@version"`.
+    #[serde(default)]
+    pub fallback: Option<Vec<String>>,
+}
+
+/// An entry of `fallback_on`, as written: a string, or a number for the status codes
+/// (YAML reads `[5xx, 429]` as a string and a number; Istio hands both on as JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CauseName(pub String);
+
+impl<'de> Deserialize<'de> for CauseName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<CauseName, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = CauseName;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a cause (5xx, 429, timeout, reset, connect_failure)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CauseName, E> {
+                Ok(CauseName(v.to_owned()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<CauseName, E> {
+                Ok(CauseName(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<CauseName, E> {
+                Ok(CauseName(v.to_string()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,4 +1,5 @@
 use super::*;
+use crate::metrics::ErrorType;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -520,4 +521,454 @@ fn ids_cover_the_models_and_routes_and_nothing_else() {
             assert!(models.contains(&t.model));
         }
     }
+}
+
+// === fallback between models, attempts and stream timeouts ===
+
+/// The example of docs/failover.md#fallback.
+const FALLBACK_EXAMPLE: &str = r#"{
+  "models": [
+    {"name": "claude-sonnet-4.5", "version": "1.4.0", "weight": 100, "timeout_ms": 60000,
+     "fallback": ["gpt-4.1", "deepseek-v3.2@2.0.0"]},
+    {"name": "gpt-4.1", "version": "1.0.0"},
+    {"name": "deepseek-v3.2", "version": "2.0.0"}
+  ],
+  "upstream": {"cluster": "holysheep"},
+  "timeout_ms": 30000,
+  "stream_idle_timeout_ms": 60000,
+  "max_duration_ms": 0,
+  "fallback_on": ["5xx", "429", "timeout", "reset", "connect_failure"],
+  "max_attempts": 3
+}"#;
+
+/// `models` (JSON items) with the rest of a minimal valid configuration.
+fn with_models(models: &str, rest: &str) -> String {
+    format!(r#"{{"unknown_models":"reject","models":[{models}]{rest}}}"#)
+}
+
+#[test]
+fn accepts_the_fallback_example_of_the_docs() {
+    let c = ok(FALLBACK_EXAMPLE);
+    assert_eq!(c.models[0].fallback, vec![ModelId(1), ModelId(2)]);
+    assert!(c.models[1].fallback.is_empty());
+    assert_eq!(c.models[0].timeout_header, "60000");
+    assert_eq!(c.timeout_header(), "30000");
+    assert_eq!(c.stream_idle_timeout_ms, 60_000);
+    assert_eq!(c.max_duration_ms, 0);
+    assert_eq!(c.max_duration_header(), "0");
+    assert_eq!(c.fallback_on, Causes::ALL);
+    assert_eq!(c.max_attempts, 3);
+}
+
+#[test]
+fn the_new_fields_have_their_defaults() {
+    let c = ok(r#"{"models":[{"name":"a","version":"1.0.0","weight":1}]}"#);
+    assert_eq!(c.stream_idle_timeout_ms, defaults::STREAM_IDLE_TIMEOUT_MS);
+    assert_eq!(c.stream_idle_timeout_ms, 60_000);
+    assert_eq!(c.max_duration_ms, 0);
+    assert_eq!(c.max_duration_header(), "0");
+    assert_eq!(c.fallback_on, defaults::FALLBACK_ON);
+    assert_eq!(c.fallback_on, Causes::ALL);
+    assert_eq!(c.max_attempts, defaults::MAX_ATTEMPTS);
+    assert_eq!(c.max_attempts, 3);
+    assert!(c.models[0].fallback.is_empty());
+    // An empty list is no fallback, as no list is.
+    let c = ok(r#"{"models":[{"name":"a","version":"1.0.0","weight":1,"fallback":[]}]}"#);
+    assert!(c.models[0].fallback.is_empty());
+}
+
+#[test]
+fn the_new_fields_are_set_and_formatted_once() {
+    let c = ok(&with_models(
+        r#"{"name":"a","version":"1.0.0"}"#,
+        r#","stream_idle_timeout_ms":1,"max_duration_ms":86400000,"max_attempts":5,"fallback_on":["timeout","5xx"]"#,
+    ));
+    assert_eq!(c.stream_idle_timeout_ms, 1);
+    assert_eq!(c.max_duration_ms, 86_400_000);
+    assert_eq!(c.max_duration_header(), "86400000");
+    assert_eq!(c.max_attempts, 5);
+    assert_eq!(
+        c.fallback_on.iter().collect::<Vec<_>>(),
+        vec![ErrorType::Http5xx, ErrorType::Timeout]
+    );
+    let c = ok(&with_models(
+        r#"{"name":"a","version":"1.0.0"}"#,
+        r#","max_duration_ms":1,"max_attempts":1,"fallback_on":[]"#,
+    ));
+    assert_eq!(c.max_duration_header(), "1");
+    assert_eq!(c.max_attempts, 1);
+    assert_eq!(c.fallback_on, Causes::NONE);
+    assert!(c.fallback_on.is_empty());
+}
+
+#[test]
+fn a_fallback_name_selects_its_highest_release_and_a_version_selects_exactly() {
+    let c = ok(&with_models(
+        r#"{"name":"main","version":"1.0.0","fallback":["b","b@1.0.0","b@2.0.0-rc.1","c@0.1.0-canary.1"]},
+           {"name":"b","version":"1.0.0"},
+           {"name":"b","version":"1.10.0"},
+           {"name":"b","version":"2.0.0-rc.1"},
+           {"name":"c","version":"0.1.0-canary.1"}"#,
+        "",
+    ));
+    assert_eq!(
+        c.models[0].fallback,
+        vec![ModelId(2), ModelId(1), ModelId(3), ModelId(4)]
+    );
+    // The public resolver is the compiler's.
+    assert_eq!(c.resolve_reference("b"), Ok(ModelId(2)));
+    assert_eq!(c.resolve_reference("b@1.0.0+build.5"), Ok(ModelId(1)));
+    assert_eq!(c.resolve_reference("b@2.0.0-rc.1"), Ok(ModelId(3)));
+    // A client asking for "b" gets the same model.
+    assert_eq!(c.lookup("b"), Some(Named::Model(ModelId(2))));
+}
+
+#[test]
+fn a_fallback_may_name_a_model_configured_after_it() {
+    let c = ok(&with_models(
+        r#"{"name":"a","version":"1.0.0","fallback":["b"]},
+           {"name":"b","version":"1.0.0","fallback":["a"]}"#,
+        "",
+    ));
+    assert_eq!(c.models[0].fallback, vec![ModelId(1)]);
+    assert_eq!(c.models[1].fallback, vec![ModelId(0)]);
+}
+
+#[test]
+fn a_fallback_must_name_a_configured_model() {
+    let e = errors_of(&with_models(
+        r#"{"name":"a","version":"1.0.0","fallback":["nope","b@9.9.9","b@1.0","canary"]},
+           {"name":"b","version":"1.0.0"},
+           {"name":"canary","version":"0.1.0-canary.1"}"#,
+        "",
+    ));
+    assert_eq!(
+        e,
+        vec![
+            r#"models[0].fallback[0]: "nope" is not a configured model"#,
+            "models[0].fallback[1]: b@9.9.9 is not configured (configured versions: 1.0.0)",
+            r#"models[0].fallback[2]: "1.0" is not SemVer: unexpected end of input while parsing minor version number"#,
+            r#"models[0].fallback[3]: "canary" has only pre-release versions (0.1.0-canary.1), which a name alone never selects: name the version ("canary@0.1.0-canary.1")"#,
+        ]
+    );
+    let e = errors_of(&with_models(
+        r#"{"name":"a","version":"1.0.0","fallback":["c"]},
+           {"name":"c","version":"1.0.0-rc.1"},{"name":"c","version":"1.0.0-rc.2"}"#,
+        "",
+    ));
+    assert_eq!(
+        e,
+        vec![
+            r#"models[0].fallback[0]: "c" has only pre-release versions (1.0.0-rc.1, 1.0.0-rc.2), which a name alone never selects: name the version ("c@VERSION")"#
+        ]
+    );
+}
+
+#[test]
+fn a_model_never_falls_back_to_itself() {
+    let e = errors_of(&with_models(
+        r#"{"name":"a","version":"1.0.0","fallback":["a"]},
+           {"name":"a","version":"0.9.0","fallback":["a@0.9.0+build.1"]}"#,
+        "",
+    ));
+    assert_eq!(
+        e,
+        vec![
+            r#"models[0].fallback[0]: "a" is a@1.0.0, the model itself: a model can't fall back to itself"#,
+            r#"models[1].fallback[0]: "a@0.9.0+build.1" is a@0.9.0, the model itself: a model can't fall back to itself"#,
+        ]
+    );
+    // The other version of the same name is another model.
+    let c = ok(&with_models(
+        r#"{"name":"a","version":"1.0.0","fallback":["a@0.9.0"]},{"name":"a","version":"0.9.0"}"#,
+        "",
+    ));
+    assert_eq!(c.models[0].fallback, vec![ModelId(1)]);
+}
+
+#[test]
+fn a_fallback_is_listed_once_after_resolution() {
+    let e = errors_of(&with_models(
+        r#"{"name":"a","version":"1.0.0","fallback":["b","b@1.1.0","b"]},
+           {"name":"b","version":"1.0.0"},{"name":"b","version":"1.1.0"}"#,
+        "",
+    ));
+    assert_eq!(
+        e,
+        vec![
+            r#"models[0].fallback[1]: "b@1.1.0" is b@1.1.0, already listed (fallback[0])"#,
+            r#"models[0].fallback[2]: "b" is b@1.1.0, already listed (fallback[0])"#,
+        ]
+    );
+}
+
+#[test]
+fn a_fallback_lists_at_most_four_models() {
+    let models = r#"{"name":"b","version":"1.0.0"},{"name":"c","version":"1.0.0"},
+        {"name":"d","version":"1.0.0"},{"name":"e","version":"1.0.0"},{"name":"f","version":"1.0.0"}"#;
+    let c = ok(&with_models(
+        &format!(r#"{{"name":"a","version":"1.0.0","fallback":["b","c","d","e"]}},{models}"#),
+        "",
+    ));
+    assert_eq!(c.models[0].fallback.len(), 4);
+    let e = errors_of(&with_models(
+        &format!(r#"{{"name":"a","version":"1.0.0","fallback":["b","c","d","e","f"]}},{models}"#),
+        "",
+    ));
+    assert_eq!(e, vec!["models[0].fallback: lists 5 models; at most 4"]);
+}
+
+#[test]
+fn a_fallback_must_route_to_the_same_cluster() {
+    let e = errors_of(&with_models(
+        r#"{"name":"claude-sonnet-4.5","version":"1.4.0","fallback":["deepseek-v3.2","gpt-4.1"]},
+           {"name":"deepseek-v3.2","version":"2.0.0","cluster":"holysheep"},
+           {"name":"gpt-4.1","version":"1.0.0","cluster":"openai"}"#,
+        r#","upstream":{"cluster":"holysheep"}"#,
+    ));
+    assert_eq!(
+        e,
+        vec![
+            r#"models[0].fallback[1]: "gpt-4.1" routes to cluster "openai" but claude-sonnet-4.5@1.4.0 routes to "holysheep": Envoy picks the cluster once per request (cluster_header) and retries stay in it, so a fallback must be served by the same cluster (see docs/failover.md#fallback)"#
+        ]
+    );
+    // The model's own cluster counts, not upstream.cluster.
+    let e = errors_of(&with_models(
+        r#"{"name":"a","version":"1.0.0","cluster":"openai","fallback":["b@1.0.0"]},
+           {"name":"b","version":"1.0.0"}"#,
+        "",
+    ));
+    assert_eq!(
+        e,
+        vec![
+            r#"models[0].fallback[0]: "b@1.0.0" routes to cluster "holysheep" but a@1.0.0 routes to "openai": Envoy picks the cluster once per request (cluster_header) and retries stay in it, so a fallback must be served by the same cluster (see docs/failover.md#fallback)"#
+        ]
+    );
+    ok(&with_models(
+        r#"{"name":"a","version":"1.0.0","cluster":"openai","fallback":["b"]},
+           {"name":"b","version":"1.0.0","cluster":"openai"}"#,
+        "",
+    ));
+}
+
+#[test]
+fn fallback_on_takes_exactly_the_five_causes() {
+    let e = errors_of(&with_models(
+        r#"{"name":"a","version":"1.0.0"}"#,
+        r#","fallback_on":["5xx","503","5XX","timeout","429","timeout","gateway_error"]"#,
+    ));
+    assert_eq!(
+        e,
+        vec![
+            r#"fallback_on[1]: "503" is not a cause; the causes are 5xx, 429, timeout, reset, connect_failure"#,
+            r#"fallback_on[2]: "5XX" is not a cause; the causes are 5xx, 429, timeout, reset, connect_failure"#,
+            r#"fallback_on[5]: "timeout" is listed twice"#,
+            r#"fallback_on[6]: "gateway_error" is not a cause; the causes are 5xx, 429, timeout, reset, connect_failure"#,
+        ]
+    );
+    let e = errors_of(&with_models(
+        r#"{"name":"a","version":"1.0.0"}"#,
+        r#","fallback_on":["400","401","403","404","413","422","4xx"]"#,
+    ));
+    assert_eq!(e.len(), 7, "{e:?}");
+    for (i, code) in ["400", "401", "403", "404", "413", "422", "4xx"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            e[i],
+            format!(
+                r#"fallback_on[{i}]: "{code}" is a client error: client errors never fall back (the next model would get the same request); the causes are 5xx, 429, timeout, reset, connect_failure"#
+            )
+        );
+    }
+    assert!(errors_of(&with_models(
+        r#"{"name":"a","version":"1.0.0"}"#,
+        r#","fallback_on":"5xx""#
+    ))[0]
+        .starts_with("fallback_on: wrong type"));
+    let e = errors_of(&with_models(
+        r#"{"name":"a","version":"1.0.0"}"#,
+        r#","fallback_on":[true]"#,
+    ));
+    assert!(
+        e[0].starts_with(
+            "fallback_on[0]: wrong type: boolean `true`, expected a cause (5xx, 429, timeout, reset, connect_failure)"
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn fallback_on_takes_status_codes_written_as_numbers() {
+    // YAML reads `[5xx, 429]` as a string and a number (and Istio passes the number on).
+    let c = ok(&with_models(
+        r#"{"name":"a","version":"1.0.0"}"#,
+        r#","fallback_on":["5xx",429]"#,
+    ));
+    assert_eq!(
+        c.fallback_on,
+        Causes::NONE
+            .with(ErrorType::Http5xx)
+            .with(ErrorType::Http429)
+    );
+    let e = errors_of(&with_models(
+        r#"{"name":"a","version":"1.0.0"}"#,
+        r#","fallback_on":[404,500,-1,"429",429]"#,
+    ));
+    assert_eq!(
+        e,
+        vec![
+            r#"fallback_on[0]: "404" is a client error: client errors never fall back (the next model would get the same request); the causes are 5xx, 429, timeout, reset, connect_failure"#,
+            r#"fallback_on[1]: "500" is not a cause; the causes are 5xx, 429, timeout, reset, connect_failure"#,
+            r#"fallback_on[2]: "-1" is not a cause; the causes are 5xx, 429, timeout, reset, connect_failure"#,
+            r#"fallback_on[4]: "429" is listed twice"#,
+        ]
+    );
+}
+
+#[test]
+fn causes_map_error_types_to_their_configuration_names() {
+    assert_eq!(CAUSES.len(), 5);
+    assert_eq!(
+        CAUSES.iter().map(|&(_, n)| n).collect::<Vec<_>>(),
+        ["5xx", "429", "timeout", "reset", "connect_failure"]
+    );
+    for &(cause, name) in &CAUSES {
+        assert_eq!(Causes::name(cause), Some(name));
+        assert_eq!(Causes::parse(name), Some(cause));
+        assert!(Causes::ALL.contains(cause));
+        assert!(!Causes::NONE.contains(cause));
+        let one = Causes::NONE.with(cause);
+        assert_eq!(one.iter().collect::<Vec<_>>(), vec![cause]);
+        assert_eq!(one.to_string(), name);
+    }
+    assert_eq!(Causes::ALL.iter().count(), 5);
+    assert_eq!(Causes::parse("4xx"), None);
+    assert_eq!(
+        Causes::ALL.to_string(),
+        "5xx, 429, timeout, reset, connect_failure"
+    );
+    assert_eq!(Causes::NONE.to_string(), "(none)");
+    assert_eq!(Causes::default(), Causes::NONE);
+    let c = ok(&with_models(
+        r#"{"name":"a","version":"1.0.0"}"#,
+        r#","fallback_on":["connect_failure","429"]"#,
+    ));
+    assert!(c.fallback_on.contains(ErrorType::Http429));
+    assert!(c.fallback_on.contains(ErrorType::ConnectFailure));
+    assert!(!c.fallback_on.contains(ErrorType::Http5xx));
+    assert!(!c.fallback_on.contains(ErrorType::Timeout));
+    assert!(!c.fallback_on.contains(ErrorType::Reset));
+}
+
+#[test]
+fn max_attempts_is_one_to_five() {
+    for bad in [0, 6, 1000] {
+        let e = errors_of(&with_models(
+            r#"{"name":"a","version":"1.0.0"}"#,
+            &format!(r#","max_attempts":{bad}"#),
+        ));
+        assert_eq!(
+            e,
+            vec![format!(
+                "max_attempts: {bad} is out of range: 1 to 5 (every attempt of one request together: endpoint retries and fallback models)"
+            )]
+        );
+    }
+    let e = errors_of(&with_models(
+        r#"{"name":"a","version":"1.0.0"}"#,
+        r#","max_attempts":-1"#,
+    ));
+    assert!(e[0].starts_with("max_attempts: "), "{e:?}");
+    assert!(errors_of(&with_models(
+        r#"{"name":"a","version":"1.0.0"}"#,
+        r#","max_attempts":2.5"#
+    ))[0]
+        .starts_with("max_attempts: wrong type"));
+}
+
+#[test]
+fn stream_idle_timeout_and_max_duration_are_bounded() {
+    let e = errors_of(&with_models(
+        r#"{"name":"a","version":"1.0.0"}"#,
+        r#","stream_idle_timeout_ms":0,"max_duration_ms":86400001"#,
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "stream_idle_timeout_ms: 0 is out of range: 1 to 86400000 milliseconds",
+            "max_duration_ms: 86400001 is out of range: 0 (no cap) or 1 to 86400000 milliseconds",
+        ]
+    );
+    let e = errors_of(&with_models(
+        r#"{"name":"a","version":"1.0.0"}"#,
+        r#","stream_idle_timeout_ms":86400001"#,
+    ));
+    assert_eq!(
+        e,
+        vec!["stream_idle_timeout_ms: 86400001 is out of range: 1 to 86400000 milliseconds"]
+    );
+    // timeout_ms keeps its checks, global and per model.
+    let e = errors_of(&with_models(
+        r#"{"name":"a","version":"1.0.0","timeout_ms":0}"#,
+        r#","timeout_ms":86400001"#,
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "timeout_ms: 86400001 is out of range: 1 to 86400000 milliseconds",
+            "models[0].timeout_ms: 0 is out of range: 1 to 86400000 milliseconds",
+        ]
+    );
+}
+
+#[test]
+fn every_fallback_error_is_reported_at_once_with_the_others() {
+    let e = errors_of(
+        r#"{"models":[
+              {"name":"a","version":"1.0.0","weight":1,"fallback":["zzz","a","b"]},
+              {"name":"b","version":"1.0.0","cluster":"other","temperature":9}],
+            "fallback_on":["404"],"max_attempts":9,"stream_idle_timeout_ms":0,
+            "routes":[{"name":"r","targets":[{"model":"nope","weight":1}]}]}"#,
+    );
+    let joined = e.join("\n");
+    for needle in [
+        "stream_idle_timeout_ms: 0 is out of range",
+        "fallback_on[0]: \"404\" is a client error",
+        "max_attempts: 9 is out of range",
+        "models[1].temperature: 9 is out of range",
+        "models[0].fallback[0]: \"zzz\" is not a configured model",
+        "models[0].fallback[1]: \"a\" is a@1.0.0, the model itself",
+        "models[0].fallback[2]: \"b\" routes to cluster \"other\"",
+        "routes[0].targets[0].model: \"nope\" is not a configured model",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in\n{joined}");
+    }
+    assert_eq!(e.len(), 8, "{joined}");
+}
+
+#[test]
+fn the_schema_knows_the_new_fields() {
+    let top = schema::fields_of::<schema::GatewayConfig>();
+    for f in [
+        "timeout_ms",
+        "stream_idle_timeout_ms",
+        "max_duration_ms",
+        "fallback_on",
+        "max_attempts",
+    ] {
+        assert!(top.contains(&f), "{f}: {top:?}");
+    }
+    assert!(schema::fields_of::<schema::ModelConfig>().contains(&"fallback"));
+    let e =
+        errors_of(r#"{"models":[{"name":"a","version":"1.0.0","weight":1,"fallbacks":["b"]}]}"#);
+    assert!(
+        e[0].starts_with("models[0].fallbacks: unknown field `fallbacks`, expected one of"),
+        "{e:?}"
+    );
+    assert!(e[0].contains("`fallback`"), "{e:?}");
+    let e = errors_of(r#"{"models":[{"name":"a","version":"1.0.0","weight":1}],"max_attempt":2}"#);
+    assert!(e[0].contains("`max_attempts`"), "{e:?}");
+    assert!(e[0].contains("`stream_idle_timeout_ms`"), "{e:?}");
 }

@@ -74,6 +74,9 @@ CANARY_SEL = 'route="chat",model="deepseek-v3.2",version="2.0.0-canary.1"'
 # Order matters: the first matching key answers (errors before requests, canary before stable).
 HEALTHY = {
     "ai_gateway_circuit_open": 0,
+    # Failed attempts (ai_gateway_model_errors_total, no route label): canary, then stable.
+    'ai_gateway_model_errors_total{model="deepseek-v3.2",version="2.0.0-canary.1"}': 1,
+    "ai_gateway_model_errors_total[": 9,
     f'{CANARY_SEL},status=~"5..|429"': 1,
     f"ai_gateway_request_duration_milliseconds_bucket{{{CANARY_SEL}}}": 480,
     f"ai_gateway_requests_total{{{CANARY_SEL}}}": 100,
@@ -91,9 +94,10 @@ def test_a_healthy_canary_is_promoted_and_the_evidence_printed(ag, prometheus):
     prom = prometheus(HEALTHY)
     r = analyze(ag, prom)
     assert r.code == 0, r
-    assert r.lines[-4:] == [
+    assert r.lines[-5:] == [
         "judgement:",
         "  error ratio: canary 0.0100 vs stable 0.0100 (within +0.02)",
+        "  failed attempts per request: canary 0.0100 vs stable 0.0100 (within +0.02)",
         "  p95 latency: canary 480.0 ms vs stable 400.0 ms, ×1.20 (within ×1.5)",
         "verdict: promote",
     ], r.out
@@ -103,12 +107,18 @@ def test_a_healthy_canary_is_promoted_and_the_evidence_printed(ag, prometheus):
         f"sum(increase(ai_gateway_requests_total{{{CANARY_SEL}}}[10m]))",
         f'sum(increase(ai_gateway_requests_total{{{CANARY_SEL},status=~"5..|429"}}[10m]))',
         f"histogram_quantile(0.95, sum by (le) (rate(ai_gateway_request_duration_milliseconds_bucket{{{CANARY_SEL}}}[10m])))",
+        'sum(increase(ai_gateway_model_errors_total{model="deepseek-v3.2",version="2.0.0-canary.1"}[10m]))',
+        'sum(increase(ai_gateway_requests_total{model="deepseek-v3.2",version="2.0.0-canary.1"}[10m]))',
         'sum(increase(ai_gateway_requests_total{route="chat"}[10m]) unless on(model, version) '
         'ai_gateway_requests_total{model="deepseek-v3.2",version="2.0.0-canary.1"})',
         'sum(increase(ai_gateway_requests_total{route="chat",status=~"5..|429"}[10m]) unless on(model, version) '
         'ai_gateway_requests_total{model="deepseek-v3.2",version="2.0.0-canary.1"})',
         'histogram_quantile(0.95, sum by (le) (rate(ai_gateway_request_duration_milliseconds_bucket{route="chat"}[10m]) '
         'unless on(model, version) ai_gateway_request_duration_milliseconds_bucket{model="deepseek-v3.2",version="2.0.0-canary.1"}))',
+        'sum(increase(ai_gateway_model_errors_total[10m]) and on(model, version) ai_gateway_requests_total{route="chat"} '
+        'unless on(model, version) ai_gateway_requests_total{model="deepseek-v3.2",version="2.0.0-canary.1"})',
+        'sum(increase(ai_gateway_requests_total[10m]) and on(model, version) ai_gateway_requests_total{route="chat"} '
+        'unless on(model, version) ai_gateway_requests_total{model="deepseek-v3.2",version="2.0.0-canary.1"})',
     ]
     for q in prom.queries:
         assert q in r.out, "each query is printed with its number"
@@ -135,6 +145,31 @@ def test_verdicts_and_exit_codes(ag, prometheus, change, code, verdict, reason):
     assert r.code == code, r
     assert r.lines[-1] == f"verdict: {verdict}"
     assert any(line.strip().startswith(reason) for line in r.lines), r.out
+
+
+def test_a_canary_whose_attempts_fail_is_rolled_back_though_every_client_got_a_200(ag, prometheus):
+    """With fallback, a failing canary's clients are served by the next model: no 5xx in
+    ai_gateway_requests_total, but its failed attempts are in ai_gateway_model_errors_total."""
+    prom = prometheus(
+        {
+            **HEALTHY,
+            'ai_gateway_model_errors_total{model="deepseek-v3.2",version="2.0.0-canary.1"}': 60,
+            f'{CANARY_SEL},status=~"5..|429"': None,  # no client error at all
+        }
+    )
+    r = analyze(ag, prom)
+    assert r.code == 20, r
+    assert r.lines[-5:] == [
+        "judgement:",
+        "  error ratio: canary 0.0000 vs stable 0.0100 (within +0.02)",
+        "  failed attempts per request: canary 0.6000 vs stable 0.0100, +0.5900 > 0.02",
+        "  p95 latency: canary 480.0 ms vs stable 400.0 ms, ×1.20 (within ×1.5)",
+        "verdict: rollback",
+    ], r.out
+    r = analyze(ag, prom, "--format", "json")
+    doc = json.loads(r.out)
+    assert doc["canary_side"]["errors"] == 0 and doc["canary_side"]["attempt_errors"] == 60, doc
+    assert doc["stable_side"]["attempt_errors"] == 9 and doc["stable_side"]["requests_all_routes"] == 900, doc
 
 
 def test_thresholds_are_flags(ag, prometheus):

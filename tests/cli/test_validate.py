@@ -38,7 +38,7 @@ def bad_config() -> dict:
 
 UNKNOWN = (
     "models[0].colour: unknown field `colour`, expected one of `name`, `version`, `max_tokens`, "
-    "`temperature`, `weight`, `cluster`, `system_prompt`, `timeout_ms`"
+    "`temperature`, `weight`, `cluster`, `system_prompt`, `timeout_ms`, `fallback`"
 )
 SEMVER = (
     'models[1].version: "2.0" is not SemVer (MAJOR.MINOR.PATCH[-pre][+build]): '
@@ -481,3 +481,315 @@ def test_check_models_that_cannot_reach_the_provider_exits_2(ag, write, mock_pro
     r = ag("validate", "--check-models", f"{mock.url}/v1", f, env={"PATH": "/usr/bin"})
     assert r.code == 2, r
     assert r.lines == [f"{f}: --check-models: GET {mock.url}/v1/models answered HTTP 401 (HOLYSHEEP_API_KEY is not set)"]
+
+
+# --------------------------------------------------------------------------------------------
+# models[].fallback and stream_idle_timeout_ms: the plugin configuration (YAML too) and what
+# the Envoy bootstrap must carry (the cluster's upstream ai-gateway filter, the route's
+# per_try_idle_timeout)
+# --------------------------------------------------------------------------------------------
+
+#: The example of docs/failover.md#fallback, as an operator keeps it.
+FALLBACK_YAML = """\
+models:
+  - name: claude-sonnet-4.5
+    version: 1.4.0
+    weight: 100
+    timeout_ms: 60000                 # per attempt, until the response starts
+    fallback: [gpt-4.1, deepseek-v3.2@2.0.0]
+  - name: gpt-4.1
+    version: 1.0.0
+  - name: deepseek-v3.2
+    version: 2.0.0
+upstream: { cluster: holysheep }
+timeout_ms: 30000
+stream_idle_timeout_ms: 60000
+max_duration_ms: 0
+fallback_on: [5xx, 429, timeout, reset, connect_failure]
+max_attempts: 3
+"""
+
+
+def docs_fallback_example() -> str:
+    """The first YAML block of docs/failover.md's `## Fallback` section."""
+    text = (REPO / "docs" / "failover.md").read_text()
+    section = text.split("\n## Fallback\n", 1)[1]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+ROUTE0 = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0]"
+NO_UPSTREAM_FILTER = (
+    "models[2].fallback: claude-sonnet-4.5@1.4.0 has a fallback list, but cluster \"mock\" has no upstream "
+    "ai-gateway filter: the fallback models are never tried (add envoy.filters.http.wasm with root_id: "
+    "ai_gateway_upstream to that cluster's HttpProtocolOptions http_filters — on the aggregate cluster itself, "
+    "Envoy ignores its children's; see docs/failover.md#fallback)"
+)
+NO_IDLE_TIMEOUT = (
+    f"stream_idle_timeout_ms: is 60000 ms, but the route {ROUTE0} has no retry_policy.per_try_idle_timeout: "
+    "Envoy enforces the stream idle timeout through the route (the filter can't set it per request), so a "
+    "started answer that stalls is never cut (set per_try_idle_timeout: 60s in its retry_policy)"
+)
+
+
+def test_the_fallback_example_validates_as_yaml_json_and_inside_envoy(ag, write):
+    docs = docs_fallback_example()
+    assert yaml.safe_load(docs) == yaml.safe_load(FALLBACK_YAML)
+    for f in (
+        write("docs-example.yaml", docs),
+        write("fallback.yaml", FALLBACK_YAML),
+        write("fallback.json", json.dumps(yaml.safe_load(FALLBACK_YAML), indent=2)),
+        write("fallback-wasmplugin.yaml", wasmplugin(FALLBACK_YAML)),
+    ):
+        r = ag("validate", f)
+        assert r.code == 0 and "ok (3 model(s), 0 route(s))" in r.out and "warning" not in r.out, r
+
+
+def test_fallback_errors_in_a_yaml_plugin_config_name_their_paths(ag, write):
+    text = (
+        FALLBACK_YAML.replace("fallback: [gpt-4.1, deepseek-v3.2@2.0.0]", "fallback: [gpt-4.1, gpt-5, claude-sonnet-4.5]")
+        .replace("  - name: gpt-4.1\n    version: 1.0.0\n", "  - name: gpt-4.1\n    version: 1.0.0\n    cluster: openai\n")
+        .replace("fallback_on: [5xx, 429, timeout, reset, connect_failure]", "fallback_on: [5xx, 404, 5xx]")
+        .replace("max_attempts: 3", "max_attempts: 6")
+        .replace("stream_idle_timeout_ms: 60000", "stream_idle_timeout_ms: 0")
+    )
+    f = write("bad-fallback.yaml", text)
+    r = ag("validate", f)
+    causes = "the causes are 5xx, 429, timeout, reset, connect_failure"
+    assert (r.code, r.lines) == (
+        1,
+        [
+            f"{f}: stream_idle_timeout_ms: 0 is out of range: 1 to 86400000 milliseconds",
+            f'{f}: fallback_on[1]: "404" is a client error: client errors never fall back (the next model would '
+            f"get the same request); {causes}",
+            f'{f}: fallback_on[2]: "5xx" is listed twice',
+            f"{f}: max_attempts: 6 is out of range: 1 to 5 (every attempt of one request together: endpoint "
+            "retries and fallback models)",
+            f'{f}: models[0].fallback[0]: "gpt-4.1" routes to cluster "openai" but claude-sonnet-4.5@1.4.0 routes '
+            'to "holysheep": Envoy picks the cluster once per request (cluster_header) and retries stay in it, so '
+            "a fallback must be served by the same cluster (see docs/failover.md#fallback)",
+            f'{f}: models[0].fallback[1]: "gpt-5" is not a configured model',
+            f'{f}: models[0].fallback[2]: "claude-sonnet-4.5" is claude-sonnet-4.5@1.4.0, the model itself: a model '
+            "can't fall back to itself",
+        ],
+    ), r
+    # The JSON report places them on their lines of the YAML file.
+    r = ag("validate", "--format", "json", f)
+    lines = {e["path"]: e["line"] for e in json.loads(r.out)["errors"]}
+    assert lines["models[0].fallback[1]"] == 6, lines
+    assert lines["max_attempts"] == 17, lines
+
+
+def test_a_fallback_list_longer_than_max_attempts_allows_is_a_warning(ag, write):
+    f = write("short.yaml", FALLBACK_YAML.replace("max_attempts: 3", "max_attempts: 2"))
+    r = ag("validate", "-q", f)
+    assert (r.code, r.lines) == (
+        0,
+        [
+            f"{f}: warning: models[0].fallback: lists 2 model(s), but max_attempts is 2: a request makes at most 2 "
+            "attempts (endpoint retries included), so fallback[1] and later are never tried (raise max_attempts or "
+            "shorten the list)"
+        ],
+    ), r
+
+
+def demo_with_fallback(**plugin_changes) -> tuple[dict, dict]:
+    """envoy/demo.yaml whose claude-sonnet-4.5 (models[2], cluster `mock`) falls back to gpt-4.1:
+    (the document, its plugin configuration)."""
+    doc = yaml.safe_load((REPO / "envoy" / "demo.yaml").read_text())
+    plugin = json.loads(wasm_value(doc))
+    assert plugin["models"][2]["name"] == "claude-sonnet-4.5"
+    plugin["models"][2]["fallback"] = ["gpt-4.1"]
+    plugin.update(plugin_changes)
+    set_wasm_value(doc, json.dumps(plugin, indent=2))
+    return doc, plugin
+
+
+def upstream_filter(plugin: dict, allow: bool = True) -> dict:
+    """The filter as an upstream HTTP filter (root_id ai_gateway_upstream), same plugin config."""
+    config = {
+        "name": "ai_gateway_upstream",
+        "root_id": "ai_gateway_upstream",
+        "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": json.dumps(plugin)},
+        "vm_config": {
+            "vm_id": "ai_gateway",
+            "runtime": "envoy.wasm.runtime.v8",
+            "code": {"local": {"filename": "ai_gateway_filter.wasm"}},
+            "environment_variables": {"host_env_keys": ["HOLYSHEEP_API_KEY"]},
+        },
+    }
+    if allow:
+        config["allow_on_headers_stop_iteration"] = True
+    return {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", "config": config},
+    }
+
+
+def with_upstream_filters(cluster: dict, filters: list[dict]) -> None:
+    cluster["typed_extension_protocol_options"] = {
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http_protocol_options": {}},
+            "http_filters": [
+                *filters,
+                {
+                    "name": "envoy.filters.http.upstream_codec",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"
+                    },
+                },
+            ],
+        }
+    }
+
+
+def clusters_of(doc: dict) -> dict:
+    return {c["name"]: c for c in doc["static_resources"]["clusters"]}
+
+
+def route0(doc: dict) -> dict:
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    return hcm["route_config"]["virtual_hosts"][0]["routes"][0]
+
+
+def test_a_fallback_needs_our_upstream_filter_on_the_cluster_and_the_routes_idle_timeout(ag, write):
+    """The shape the validator asks for: the aggregate cluster `mock` runs the filter as an
+    upstream filter (root_id ai_gateway_upstream, allow_on_headers_stop_iteration), and the route
+    has per_try_idle_timeout = stream_idle_timeout_ms. Nothing else to say then."""
+    doc, plugin = demo_with_fallback()
+    f = write("no-upstream-filter.yaml", yaml.safe_dump(doc, sort_keys=False))
+    r = ag("validate", "-q", f)
+    assert (r.code, r.lines) == (
+        0,
+        [f"{f}: warning: {LISTENER_WASM}: {NO_UPSTREAM_FILTER}", f"{f}: warning: {LISTENER_WASM}: {NO_IDLE_TIMEOUT}"],
+    ), r
+
+    with_upstream_filters(clusters_of(doc)["mock"], [upstream_filter(plugin)])
+    route0(doc)["route"]["retry_policy"]["per_try_idle_timeout"] = "60s"
+    f = write("complete.yaml", yaml.safe_dump(doc, sort_keys=False))
+    r = ag("validate", f)
+    assert r.code == 0 and "warning" not in r.out, r
+    # Both instances are validated: the listener's and the cluster's.
+    assert f"{f}: {LISTENER_WASM}: ok (3 model(s), 1 route(s))" in r.lines, r
+    assert (
+        f"{f}: static_resources.clusters[0].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3"
+        ".HttpProtocolOptions.http_filters[0] (wasm ai_gateway_upstream): ok (3 model(s), 1 route(s))"
+    ) in r.lines, r
+
+    # On the aggregate's children it does nothing (Envoy takes the aggregate's chain).
+    del clusters_of(doc)["mock"]["typed_extension_protocol_options"]
+    for child in ("mock_primary", "mock_secondary"):
+        with_upstream_filters(clusters_of(doc)[child], [upstream_filter(plugin)])
+    f = write("on-the-children.yaml", yaml.safe_dump(doc, sort_keys=False))
+    r = ag("validate", "-q", f)
+    assert (r.code, r.lines) == (0, [f"{f}: warning: {LISTENER_WASM}: {NO_UPSTREAM_FILTER}"]), r
+
+
+def test_the_upstream_filter_must_be_ours_and_allowed_to_stop_iteration(ag, write):
+    doc, plugin = demo_with_fallback()
+    route0(doc)["route"]["retry_policy"]["per_try_idle_timeout"] = "60s"
+    mock = clusters_of(doc)["mock"]
+
+    # Another wasm filter (the listener's root_id) is not the upstream instance.
+    other = upstream_filter(plugin)
+    other["typed_config"]["config"]["root_id"] = "ai_gateway"
+    with_upstream_filters(mock, [other])
+    f = write("other-root-id.yaml", yaml.safe_dump(doc, sort_keys=False))
+    r = ag("validate", "-q", f)
+    assert f"{f}: warning: {LISTENER_WASM}: {NO_UPSTREAM_FILTER}" in r.lines, r
+
+    # Without the flag: said once, by the listener's configuration (what it is for there).
+    with_upstream_filters(mock, [upstream_filter(plugin, allow=False)])
+    f = write("no-flag.yaml", yaml.safe_dump(doc, sort_keys=False))
+    r = ag("validate", "-q", f)
+    assert (r.code, r.lines) == (
+        0,
+        [
+            f"{f}: warning: {LISTENER_WASM}: models[2].fallback: claude-sonnet-4.5@1.4.0 has a fallback list, but the "
+            'upstream ai-gateway filter of cluster "mock" (root_id: ai_gateway_upstream) lacks '
+            "allow_on_headers_stop_iteration: true: it holds each attempt's headers while it rewrites the body for a "
+            "fallback model, which Envoy (≥ 1.35) refuses without the flag (set it in that filter's config)"
+        ],
+    ), r
+
+    # Run by a composite filter, it counts (as credential_injector does).
+    composite = {
+        "name": "ai_gateway.fallback",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher",
+            "extension_config": {
+                "name": "composite",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.Composite"},
+            },
+            "xds_matcher": {
+                "on_no_match": {
+                    "action": {
+                        "name": "fallback",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.composite.v3.ExecuteFilterAction",
+                            "typed_config": upstream_filter(plugin),
+                        },
+                    }
+                }
+            },
+        },
+    }
+    with_upstream_filters(mock, [composite])
+    f = write("composite.yaml", yaml.safe_dump(doc, sort_keys=False))
+    r = ag("validate", "-q", f)
+    assert (r.code, r.out) == (0, ""), r
+
+
+def test_the_routes_per_try_idle_timeout_must_be_stream_idle_timeout_ms(ag, write):
+    doc, plugin = demo_with_fallback()
+    with_upstream_filters(clusters_of(doc)["mock"], [upstream_filter(plugin)])
+    policy = route0(doc)["route"]["retry_policy"]
+    policy["per_try_idle_timeout"] = "30s"
+    f = write("differs.yaml", yaml.safe_dump(doc, sort_keys=False))
+    r = ag("validate", "-q", f)
+    assert (r.code, r.lines) == (
+        0,
+        [
+            f"{f}: warning: {LISTENER_WASM}: stream_idle_timeout_ms: is 60000 ms, but the route {ROUTE0} has "
+            "retry_policy.per_try_idle_timeout 30s: Envoy enforces the route's (the filter can't set it per request) "
+            "(set per_try_idle_timeout: 60s in its retry_policy)"
+        ],
+    ), r
+
+    # The configuration says 30 s too: agreed.
+    doc, plugin = demo_with_fallback(stream_idle_timeout_ms=30000)
+    with_upstream_filters(clusters_of(doc)["mock"], [upstream_filter(plugin)])
+    route0(doc)["route"]["retry_policy"]["per_try_idle_timeout"] = {"seconds": 30}
+    f = write("agreed.yaml", yaml.safe_dump(doc, sort_keys=False))
+    r = ag("validate", "-q", f)
+    assert (r.code, r.out) == (0, ""), r
+
+    # A route without a retry policy of its own takes its virtual host's.
+    policy = route0(doc)["route"].pop("retry_policy")
+    policy["per_try_idle_timeout"] = "30.000s"
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["route_config"]["virtual_hosts"][0]["retry_policy"] = policy
+    f = write("vhost.yaml", yaml.safe_dump(doc, sort_keys=False))
+    r = ag("validate", "-q", f)
+    assert (r.code, r.out) == (0, ""), r
+
+
+def test_stream_idle_timeout_alone_is_checked_against_the_route_and_nothing_without_it(ag, write):
+    """Without a fallback list the clusters are not looked at; the route is, once the
+    configuration sets stream_idle_timeout_ms. The shipped configs (neither) get no warning."""
+    doc = yaml.safe_load((REPO / "envoy" / "demo.yaml").read_text())
+    plugin = json.loads(wasm_value(doc))
+    plugin["stream_idle_timeout_ms"] = 90000
+    set_wasm_value(doc, json.dumps(plugin, indent=2))
+    f = write("idle-only.yaml", yaml.safe_dump(doc, sort_keys=False))
+    r = ag("validate", "-q", f)
+    assert (r.code, r.lines) == (
+        0,
+        [
+            f"{f}: warning: {LISTENER_WASM}: stream_idle_timeout_ms: is 90000 ms, but the route {ROUTE0} has no "
+            "retry_policy.per_try_idle_timeout: Envoy enforces the stream idle timeout through the route (the filter "
+            "can't set it per request), so a started answer that stalls is never cut (set per_try_idle_timeout: 90s "
+            "in its retry_policy)"
+        ],
+    ), r
+    r = ag("validate", "-q", "envoy/demo.yaml", "envoy/holysheep.yaml", "envoy/key-upstream.yaml")
+    assert (r.code, r.out) == (0, ""), r

@@ -6,7 +6,10 @@
 //!   errors are `status=~"5..|429"`),
 //! - `ai_gateway_request_duration_milliseconds_bucket{route,model,version,le}`,
 //! - `ai_gateway_cost_microdollars_total{model,version}` (no route label: cost per request
-//!   is over every route of that model version).
+//!   is over every route of that model version),
+//! - `ai_gateway_model_errors_total{model,version,error_type}`: failed *attempts* at a model,
+//!   those a fallback to another model hid from the client included (no route label: per
+//!   request over every route of that model version).
 //!
 //! "Stable" is every other (model, version) of the route, selected with
 //! `unless on(model, version)`. Verdict: `promote` (exit 0), `hold` (10: too little traffic
@@ -75,7 +78,13 @@ impl Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct Side {
     pub requests: f64,
+    /// Requests whose client got a 5xx or a 429.
     pub errors: f64,
+    /// Failed attempts at these models (`ai_gateway_model_errors_total`), over every route:
+    /// a request saved by a fallback model is a client success but still a failed attempt.
+    pub attempt_errors: f64,
+    /// Requests to these models over every route (the base of `attempt_errors`; None: no data).
+    pub requests_all_routes: Option<f64>,
     /// p95 latency in ms (None: no data).
     pub p95_ms: Option<f64>,
     /// Micro-dollars per request (None: not measured).
@@ -133,6 +142,30 @@ pub fn decide(canary: &Side, stable: &Side, t: &Thresholds) -> (Verdict, Vec<Str
     } else {
         reasons.push(format!(
             "error ratio: canary {ec:.4} vs stable {es:.4} (within +{})",
+            t.max_error_ratio_delta
+        ));
+    }
+    // Attempts, not only what clients saw: a canary whose attempts fail while fallbacks to
+    // other models serve its clients is failing too.
+    let attempt_ratio = |s: &Side| {
+        let base = s.requests_all_routes.unwrap_or(0.0).max(s.requests);
+        if base > 0.0 {
+            s.attempt_errors / base
+        } else {
+            0.0
+        }
+    };
+    let (ac, as_) = (attempt_ratio(canary), attempt_ratio(stable));
+    if ac - as_ > t.max_error_ratio_delta {
+        rollback = true;
+        reasons.push(format!(
+            "failed attempts per request: canary {ac:.4} vs stable {as_:.4}, +{:.4} > {}",
+            ac - as_,
+            t.max_error_ratio_delta
+        ));
+    } else {
+        reasons.push(format!(
+            "failed attempts per request: canary {ac:.4} vs stable {as_:.4} (within +{})",
             t.max_error_ratio_delta
         ));
     }
@@ -200,6 +233,7 @@ fn q(v: &str) -> String {
 pub struct Queries {
     pub requests: [String; 2],
     pub errors: [String; 2],
+    pub attempt_errors: [String; 2],
     pub p95: [String; 2],
     pub cost: [String; 2],
     pub all_requests: [String; 2],
@@ -212,6 +246,7 @@ pub fn queries(route: &str, model: &str, version: &str, window: &str) -> Queries
     let requests = metrics::REQUESTS.name;
     let buckets = format!("{}_bucket", metrics::DURATION.name);
     let cost = metrics::COST.name;
+    let model_errors = metrics::MODEL_ERRORS.name;
     let circuit = metrics::CIRCUIT_OPEN.name;
     let canary = format!("route={r},model={m},version={v}");
     let not_canary = format!("unless on(model, version) {requests}{{model={m},version={v}}}");
@@ -225,6 +260,10 @@ pub fn queries(route: &str, model: &str, version: &str, window: &str) -> Queries
         errors: [
             format!("sum(increase({requests}{{{canary},{errors}}}[{window}]))"),
             format!("sum(increase({requests}{{route={r},{errors}}}[{window}]) {not_canary})"),
+        ],
+        attempt_errors: [
+            format!("sum(increase({model_errors}{{model={m},version={v}}}[{window}]))"),
+            format!("sum(increase({model_errors}[{window}]) {in_route} {not_canary})"),
         ],
         p95: [
             format!("histogram_quantile(0.95, sum by (le) (rate({buckets}{{{canary}}}[{window}])))"),
@@ -326,9 +365,12 @@ pub fn run(a: &AnalyzeArgs) -> i32 {
             sides[i].errors =
                 ask(&format!("{who} errors (5xx, 429)"), &qs.errors[i])?.unwrap_or(0.0);
             sides[i].p95_ms = ask(&format!("{who} p95 latency (ms)"), &qs.p95[i])?;
+            sides[i].attempt_errors =
+                ask(&format!("{who} failed attempts"), &qs.attempt_errors[i])?.unwrap_or(0.0);
+            let all = ask(&format!("{who} requests, all routes"), &qs.all_requests[i])?;
+            sides[i].requests_all_routes = all;
             if a.max_cost_ratio.is_some() {
                 let cost = ask(&format!("{who} cost (µ$)"), &qs.cost[i])?;
-                let all = ask(&format!("{who} requests, all routes"), &qs.all_requests[i])?;
                 sides[i].cost_per_request = match (cost, all) {
                     (Some(c), Some(r)) if r > 0.0 => Some(c / r),
                     _ => None,
@@ -434,10 +476,13 @@ mod tests {
         max_cost_ratio: None,
     };
 
+    /// A side whose failed attempts are its client errors (no fallback hid any).
     fn side(requests: f64, errors: f64, p95: f64) -> Side {
         Side {
             requests,
             errors,
+            attempt_errors: errors,
+            requests_all_routes: Some(requests),
             p95_ms: Some(p95),
             cost_per_request: None,
             circuit_opened: false,
@@ -461,10 +506,43 @@ mod tests {
     }
 
     #[test]
+    fn a_canary_whose_attempts_fail_is_rolled_back_though_every_client_got_a_200() {
+        // Every client request answered (by a fallback model), but 40 of the canary's
+        // attempts failed: ai_gateway_model_errors_total, not the client statuses.
+        let mut c = side(100.0, 0.0, 100.0);
+        c.attempt_errors = 40.0;
+        let (v, why) = decide(&c, &side(900.0, 9.0, 100.0), &T);
+        assert_eq!(v, Verdict::Rollback);
+        assert_eq!(
+            why[..2],
+            [
+                "error ratio: canary 0.0000 vs stable 0.0100 (within +0.02)",
+                "failed attempts per request: canary 0.4000 vs stable 0.0100, +0.3900 > 0.02",
+            ]
+        );
+        // Over every route of the model: the route's requests are the floor of the base.
+        c.requests_all_routes = Some(400.0);
+        let (v, why) = decide(&c, &side(900.0, 9.0, 100.0), &T);
+        assert_eq!(v, Verdict::Rollback);
+        assert_eq!(
+            why[1],
+            "failed attempts per request: canary 0.1000 vs stable 0.0100, +0.0900 > 0.02"
+        );
+        c.requests_all_routes = None;
+        c.attempt_errors = 2.0;
+        let (v, why) = decide(&c, &side(900.0, 9.0, 100.0), &T);
+        assert_eq!(v, Verdict::Promote, "{why:?}");
+        assert_eq!(
+            why[1],
+            "failed attempts per request: canary 0.0200 vs stable 0.0100 (within +0.02)"
+        );
+    }
+
+    #[test]
     fn a_slow_canary_is_rolled_back() {
         let (v, why) = decide(&side(100.0, 0.0, 400.0), &side(900.0, 0.0, 100.0), &T);
         assert_eq!(v, Verdict::Rollback);
-        assert!(why[1].contains("×4.00 > ×1.5"), "{why:?}");
+        assert!(why[2].contains("×4.00 > ×1.5"), "{why:?}");
     }
 
     #[test]
@@ -543,6 +621,14 @@ mod tests {
         );
         assert!(q.p95[0].starts_with("histogram_quantile(0.95, sum by (le) (rate(ai_gateway_request_duration_milliseconds_bucket{"));
         assert!(q.cost[0].contains("ai_gateway_cost_microdollars_total{model=\"deepseek-v3.2\",version=\"2.0.0-canary.1\"}"));
+        assert_eq!(
+            q.attempt_errors[0],
+            r#"sum(increase(ai_gateway_model_errors_total{model="deepseek-v3.2",version="2.0.0-canary.1"}[10m]))"#
+        );
+        assert_eq!(
+            q.attempt_errors[1],
+            r#"sum(increase(ai_gateway_model_errors_total[10m]) and on(model, version) ai_gateway_requests_total{route="chat"} unless on(model, version) ai_gateway_requests_total{model="deepseek-v3.2",version="2.0.0-canary.1"})"#
+        );
     }
 
     #[test]

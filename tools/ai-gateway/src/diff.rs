@@ -290,6 +290,7 @@ pub fn diff_configs(location: &str, a: &Config, b: &Config) -> ConfigDiff {
                     opt(n.system_prompt.as_deref().map(short)),
                 );
                 field("price", opt(m.price.map(price)), opt(n.price.map(price)));
+                field("fallback", fallback(a, m), fallback(b, n));
             }
         }
     }
@@ -335,6 +336,26 @@ pub fn diff_configs(location: &str, a: &Config, b: &Config) -> ConfigDiff {
         "timeout_ms",
         a.timeout_ms.to_string(),
         b.timeout_ms.to_string(),
+    );
+    setting(
+        "stream_idle_timeout_ms",
+        a.stream_idle_timeout_ms.to_string(),
+        b.stream_idle_timeout_ms.to_string(),
+    );
+    setting(
+        "max_duration_ms",
+        max_duration(a.max_duration_ms),
+        max_duration(b.max_duration_ms),
+    );
+    setting(
+        "fallback_on",
+        a.fallback_on.to_string(),
+        b.fallback_on.to_string(),
+    );
+    setting(
+        "max_attempts",
+        a.max_attempts.to_string(),
+        b.max_attempts.to_string(),
     );
     setting(
         "failover_threshold",
@@ -396,6 +417,27 @@ pub fn diff_configs(location: &str, a: &Config, b: &Config) -> ConfigDiff {
         routes,
         models,
         settings,
+    }
+}
+
+/// A model's fallback list, resolved (`(none)` when empty): a name that now selects another
+/// release shows as a change.
+fn fallback(cfg: &Config, m: &Model) -> String {
+    if m.fallback.is_empty() {
+        return "(none)".into();
+    }
+    m.fallback
+        .iter()
+        .map(|&id| label(cfg.model(id)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn max_duration(ms: u64) -> String {
+    if ms == 0 {
+        "0 (none)".into()
+    } else {
+        ms.to_string()
     }
 }
 
@@ -655,6 +697,88 @@ mod tests {
             r#"{"models":[{"name":"a","version":"1.0.0","weight":1}],"upstream":{"key_injection":"filter"}}"#,
         );
         assert!(!diff_configs("", &filter, &explicit).changed());
+    }
+
+    #[test]
+    fn fallbacks_attempts_and_timeouts_are_reported() {
+        let a = cfg(
+            r#"{"models":[{"name":"a","version":"1.0.0","weight":1},{"name":"b","version":"1.0.0"},{"name":"c","version":"1.0.0","timeout_ms":5000}]}"#,
+        );
+        let b = cfg(
+            r#"{"models":[{"name":"a","version":"1.0.0","weight":1,"fallback":["b","c@1.0.0"]},{"name":"b","version":"1.0.0"},{"name":"c","version":"1.0.0","timeout_ms":6000}],
+            "timeout_ms":20000,"stream_idle_timeout_ms":30000,"max_duration_ms":600000,
+            "fallback_on":["5xx","timeout"],"max_attempts":4}"#,
+        );
+        let d = diff_configs("", &a, &b);
+        let changed: Vec<(&str, &str, &str)> = d
+            .models
+            .changed
+            .iter()
+            .map(|c| (c.what.as_str(), c.before.as_str(), c.after.as_str()))
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                ("a@1.0.0 fallback", "(none)", "b@1.0.0, c@1.0.0"),
+                ("c@1.0.0 timeout_ms", "5000", "6000"),
+            ]
+        );
+        let settings: Vec<(&str, &str, &str)> = d
+            .settings
+            .iter()
+            .map(|c| (c.what.as_str(), c.before.as_str(), c.after.as_str()))
+            .collect();
+        assert_eq!(
+            settings,
+            [
+                ("timeout_ms", "30000", "20000"),
+                ("stream_idle_timeout_ms", "60000", "30000"),
+                ("max_duration_ms", "0 (none)", "600000"),
+                (
+                    "fallback_on",
+                    "5xx, 429, timeout, reset, connect_failure",
+                    "5xx, timeout"
+                ),
+                ("max_attempts", "3", "4"),
+            ]
+        );
+        let t = text("old", "new", std::slice::from_ref(&d));
+        assert!(
+            t.contains("model a@1.0.0 fallback: (none) → b@1.0.0, c@1.0.0"),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "setting fallback_on: 5xx, 429, timeout, reset, connect_failure → 5xx, timeout"
+            ),
+            "{t}"
+        );
+        let md = markdown("old", "new", &[d]);
+        assert!(
+            md.contains("- `a@1.0.0 fallback`: (none) → b@1.0.0, c@1.0.0"),
+            "{md}"
+        );
+        assert!(md.contains("- `max_attempts`: 3 → 4"), "{md}");
+
+        // A name that now selects a newer release is a change of the list; none to empty is
+        // not, and an explicit list of the defaults is no change.
+        let c = cfg(
+            r#"{"models":[{"name":"a","version":"1.0.0","weight":1,"fallback":["b","c@1.0.0"]},{"name":"b","version":"1.0.0"},{"name":"b","version":"1.1.0"},{"name":"c","version":"1.0.0","timeout_ms":6000}],
+            "timeout_ms":20000,"stream_idle_timeout_ms":30000,"max_duration_ms":600000,
+            "fallback_on":["timeout","5xx"],"max_attempts":4}"#,
+        );
+        let d = diff_configs("", &b, &c);
+        assert_eq!(d.models.added, ["b@1.1.0"]);
+        assert_eq!(d.models.changed.len(), 1, "{:?}", d.models.changed);
+        assert_eq!(d.models.changed[0].after, "b@1.1.0, c@1.0.0");
+        assert!(d.settings.is_empty(), "{:?}", d.settings);
+        let empty = cfg(
+            r#"{"models":[{"name":"a","version":"1.0.0","weight":1,"fallback":[]}],
+            "fallback_on":["5xx","429","timeout","reset","connect_failure"],"max_attempts":3,
+            "stream_idle_timeout_ms":60000,"max_duration_ms":0}"#,
+        );
+        let none = cfg(r#"{"models":[{"name":"a","version":"1.0.0","weight":1}]}"#);
+        assert!(!diff_configs("", &none, &empty).changed());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod analyze;
 mod diff;
 mod edit;
+mod fallback;
 mod http;
 mod json;
 mod source;

@@ -17,7 +17,7 @@ use std::path::Path;
 pub const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 const STRING_VALUE: &str = "type.googleapis.com/google.protobuf.StringValue";
 const STRUCT: &str = "type.googleapis.com/google.protobuf.Struct";
-const TYPED_STRUCTS: [&str; 2] = [
+pub const TYPED_STRUCTS: [&str; 2] = [
     "type.googleapis.com/udpa.type.v1.TypedStruct",
     "type.googleapis.com/xds.type.v3.TypedStruct",
 ];

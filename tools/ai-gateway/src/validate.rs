@@ -2,6 +2,7 @@
 //! own config code; errors (the filter would refuse it) and warnings (it would run, but an
 //! operator should look).
 
+use crate::fallback;
 use crate::source::{self, Body, Envelope, Found, Source};
 use crate::tree::{Node, Value};
 use ai_gateway_filter::config::{
@@ -244,7 +245,10 @@ fn check_config(src: &Source, f: &Found, report: &mut Report) -> Option<(Config,
                     let off = f.file_offset(tree.resolve(&path).start);
                     report.warnings.push(diag(&path, message, off));
                 }
-                for (path, message) in key_injection_warnings(src, f, &cfg) {
+                let surroundings = key_injection_warnings(src, f, &cfg)
+                    .into_iter()
+                    .chain(fallback::warnings(src, f, &cfg, &schema));
+                for (path, message) in surroundings {
                     let off = f.file_offset(tree.resolve(&path).start);
                     report.warnings.push(diag(&path, message, off));
                 }
@@ -375,6 +379,24 @@ pub fn lint(cfg: &Config, schema: &GatewayConfig, tree: &Node) -> Vec<(String, S
         }
     }
 
+    // A request makes at most max_attempts attempts (endpoint retries included): the
+    // fallback models past max_attempts - 1 are never tried.
+    for id in cfg.model_ids() {
+        let model = cfg.model(id);
+        let reachable = cfg.max_attempts.saturating_sub(1) as usize;
+        if model.fallback.len() > reachable {
+            out.push((
+                format!("models[{}].fallback", id.index()),
+                format!(
+                    "lists {} model(s), but max_attempts is {}: a request makes at most {} attempts (endpoint retries included), so fallback[{reachable}] and later are never tried (raise max_attempts or shorten the list)",
+                    model.fallback.len(),
+                    cfg.max_attempts,
+                    cfg.max_attempts
+                ),
+            ));
+        }
+    }
+
     let is_100 = |s: f64| (s - 100.0).abs() < 1e-9;
     if routes.len() >= 2 {
         for (i, (path, what, sum, _)) in routes.iter().enumerate() {
@@ -496,7 +518,11 @@ const CREDENTIAL_INJECTOR: &str =
 /// static (CDS) are not seen.
 fn key_injection_warnings(src: &Source, f: &Found, cfg: &Config) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    if cfg.key_injection != KeyInjection::Upstream || !matches!(f.envelope, Some(Envelope::Wasm(_)))
+    // The filter running as a cluster's upstream filter routes nothing: the listener's
+    // instance (same clusters) is the one checked.
+    if cfg.key_injection != KeyInjection::Upstream
+        || !matches!(f.envelope, Some(Envelope::Wasm(_)))
+        || fallback::is_upstream_instance(f)
     {
         return out;
     }
@@ -568,7 +594,11 @@ fn envelope_warnings(src: &Source, f: &Found, env: &Envelope, bytes: &[u8], repo
     match env {
         Envelope::Wasm(config) => {
             let allow = config.get("allow_on_headers_stop_iteration");
-            if allow.is_none_or(|a| a.value != Value::Bool(true)) {
+            // For the upstream instance, the listener's configuration says it, with what the
+            // flag is for there (`fallback::warnings`).
+            if allow.is_none_or(|a| a.value != Value::Bool(true))
+                && !fallback::is_upstream_instance(f)
+            {
                 warn(
                     "config.allow_on_headers_stop_iteration",
                     "is not true: the filter holds the request headers until it has read the body; without this flag (Envoy ≥ 1.35) the body is never delivered and every request hangs".into(),
