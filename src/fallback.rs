@@ -39,6 +39,8 @@ pub struct Handoff {
     pub first: String,
     /// When the first attempt was routed (ms on the workers' shared clock).
     pub started_ms: u64,
+    /// The first attempt is its model's half-open probe (a failure reopens the circuit).
+    pub probe: bool,
     /// The client's original bytes `[0, n)` that the first attempt's prefix replaced.
     pub original_prefix: Vec<u8>,
     /// The length of the prefix the first attempt sent instead.
@@ -83,13 +85,14 @@ fn take_bytes<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
 }
 
 impl Handoff {
-    /// Layout v1: version u8, endpoint u8, nonce u64, started u64, sent_prefix_len u32,
+    /// Layout v1: version u8, endpoint u8, probe u8, nonce u64, started u64, sent_prefix_len u32,
     /// key length u16 + key, original prefix length u32 + bytes (little-endian).
     pub fn encode(&self) -> Vec<u8> {
         let key = &self.first.as_bytes()[..self.first.len().min(MAX_KEY)];
         let mut out = Vec::with_capacity(30 + key.len() + self.original_prefix.len());
         out.push(HANDOFF_VERSION);
         out.push(endpoint_code(self.endpoint));
+        out.push(u8::from(self.probe));
         out.extend_from_slice(&self.nonce.to_le_bytes());
         out.extend_from_slice(&self.started_ms.to_le_bytes());
         out.extend_from_slice(
@@ -114,6 +117,11 @@ impl Handoff {
         }
         let [endpoint] = take::<1>(&mut rest)?;
         let endpoint = endpoint_of_code(endpoint)?;
+        let probe = match take::<1>(&mut rest)? {
+            [0] => false,
+            [1] => true,
+            _ => return None,
+        };
         let nonce = u64::from_le_bytes(take::<8>(&mut rest)?);
         let started_ms = u64::from_le_bytes(take::<8>(&mut rest)?);
         let sent_prefix_len = u32::from_le_bytes(take::<4>(&mut rest)?) as usize;
@@ -129,6 +137,7 @@ impl Handoff {
             endpoint,
             first: first.to_owned(),
             started_ms,
+            probe,
             original_prefix,
             sent_prefix_len,
         })

@@ -6,10 +6,11 @@
 //! calls [`on_headers`] and [`route`], and applies what they return.
 
 use crate::body::{self, Endpoint, Plan};
-use crate::breaker::{Breakers, Outcome};
+use crate::breaker::{Admission, Breakers, Outcome};
 use crate::config::Config;
 use crate::config::{EndpointKind, KeyInjection, ModelId};
 use crate::errors::GatewayError;
+use crate::fallback::Handoff;
 use crate::header_map::HeaderMap;
 use crate::metrics::{ModelLabel, RouteLabel};
 use crate::routing::{self, Chooser, Resolution};
@@ -17,8 +18,14 @@ use crate::store::SharedStore;
 
 /// The header the shipped Envoy routes read (`cluster_header`) to pick the upstream cluster.
 pub const CLUSTER_HEADER: &str = "x-ai-gateway-cluster";
-/// Envoy's per-request timeout header; the gateway sets it from `timeout_ms`.
+/// Envoy's whole-request timeout (every attempt, back-off and the response body); the gateway
+/// sets it from `max_duration_ms` (`0`: none).
 pub const TIMEOUT_HEADER: &str = "x-envoy-upstream-rq-timeout-ms";
+/// Envoy's per-attempt timeout, which Envoy stops once the response has started to reach the
+/// client; the gateway sets it from the model's `timeout_ms`.
+pub const PER_TRY_TIMEOUT_HEADER: &str = "x-envoy-upstream-rq-per-try-timeout-ms";
+/// How many times Envoy may retry: `max_attempts - 1`.
+pub const MAX_RETRIES_HEADER: &str = "x-envoy-max-retries";
 /// With `key_injection: upstream`: marks the requests whose attempts get the provider key, so
 /// requests the gateway doesn't handle never carry it. In the shipped configs a
 /// `header_to_metadata` filter after this one moves the marker into dynamic metadata (every
@@ -30,8 +37,8 @@ pub const CLIENT_CONTROL_HEADERS: [&str; 6] = [
     CLUSTER_HEADER,
     TIMEOUT_HEADER,
     INJECT_KEY_HEADER,
-    "x-envoy-upstream-rq-per-try-timeout-ms",
-    "x-envoy-max-retries",
+    PER_TRY_TIMEOUT_HEADER,
+    MAX_RETRIES_HEADER,
     "x-envoy-retry-on",
 ];
 /// Longest client-supplied text quoted back in an error message.
@@ -151,6 +158,9 @@ pub struct Served {
     pub stream: bool,
     /// The gateway asked the provider for a usage chunk the client didn't ask for.
     pub strip_usage: bool,
+    /// The request may fall back to other models: the nonce of its handoff, which the
+    /// upstream filter repeats in the answered-by header.
+    pub nonce: Option<u64>,
 }
 
 /// A header edit on the way upstream, in the order to apply.
@@ -171,6 +181,8 @@ pub struct Routed {
     /// The pick left the model it would have chosen with every circuit closed:
     /// `(from, to)` for the failover counter.
     pub failover: Option<(ModelId, ModelId)>,
+    /// For the upstream filter of later attempts, when the model has a `fallback` list.
+    pub handoff: Option<Handoff>,
 }
 
 /// The body-phase inputs that don't come from the body.
@@ -179,6 +191,8 @@ pub struct RouteInput<'a> {
     pub sticky_key: Option<&'a [u8]>,
     /// 64 random bits for a weighted pick (unused when sticky).
     pub roll: u64,
+    /// 64 random bits that mark this request's handoff.
+    pub nonce: u64,
     pub now_ms: u64,
     /// `Bearer <key>` when the filter injects the key; `None` when missing or injected upstream.
     pub authorization: Option<&'a [u8]>,
@@ -202,9 +216,12 @@ pub fn route<S: SharedStore>(
             return Err(GatewayError::ModelNotFound(truncate(requested, MAX_ECHO)));
         }
         Resolution::Passthrough => (RouteLabel::Passthrough, None, false),
-        // The client's preferred model is honoured even while its circuit is open: the
-        // breaker steers the gateway's own choices (routes), not explicit requests.
-        Resolution::Model(m) => (RouteLabel::Direct, Some(m), false),
+        // The client's preferred model is honoured even while its circuit is open, unless it
+        // has fallbacks: then the first one that admits the request serves it.
+        Resolution::Model(m) => {
+            let (m, probe) = direct(cfg, m, breakers, input.now_ms)?;
+            (RouteLabel::Direct, Some(m), probe)
+        }
         Resolution::Route(r) => {
             let chooser = match input.sticky_key {
                 Some(key) => Chooser::Sticky(key),
@@ -216,9 +233,10 @@ pub fn route<S: SharedStore>(
         }
     };
 
-    let mut headers = Vec::with_capacity(4);
+    let mut headers = Vec::with_capacity(6);
     let mut splice = None;
     let mut strip_usage = false;
+    let mut handoff = None;
     let model = target.map(|m| cfg.model(m));
     if let Some(t) = model {
         let plan = Plan {
@@ -248,9 +266,21 @@ pub fn route<S: SharedStore>(
             ));
             splice = Some((replaced, prefix));
         }
+        if !t.fallback.is_empty() {
+            let (replaced, sent) = splice.as_ref().map_or((0, 0), |(r, p)| (*r, p.len()));
+            handoff = Some(Handoff {
+                nonce: input.nonce,
+                endpoint: endpoint_of(input.endpoint),
+                first: format!("{}@{}", t.name, t.version_label),
+                started_ms: input.now_ms,
+                probe,
+                original_prefix: body.get(..replaced).unwrap_or_default().to_vec(),
+                sent_prefix_len: sent,
+            });
+        }
     }
 
-    let (cluster, timeout) = match model {
+    let (cluster, per_try) = match model {
         Some(t) => (t.cluster.as_str(), t.timeout_header.as_str()),
         None => (cfg.cluster.as_str(), cfg.timeout_header()),
     };
@@ -269,7 +299,18 @@ pub fn route<S: SharedStore>(
         }
     }
     headers.push(HeaderEdit::Set(CLUSTER_HEADER, cluster.as_bytes().to_vec()));
-    headers.push(HeaderEdit::Set(TIMEOUT_HEADER, timeout.as_bytes().to_vec()));
+    headers.push(HeaderEdit::Set(
+        PER_TRY_TIMEOUT_HEADER,
+        per_try.as_bytes().to_vec(),
+    ));
+    headers.push(HeaderEdit::Set(
+        TIMEOUT_HEADER,
+        cfg.max_duration_header().as_bytes().to_vec(),
+    ));
+    headers.push(HeaderEdit::Set(
+        MAX_RETRIES_HEADER,
+        cfg.max_attempts.saturating_sub(1).to_string().into_bytes(),
+    ));
 
     let model_label = match target {
         Some(m) => ModelLabel::Model(m),
@@ -282,10 +323,41 @@ pub fn route<S: SharedStore>(
             probe,
             stream: parsed.stream(),
             strip_usage,
+            nonce: handoff.as_ref().map(|h| h.nonce),
         },
         splice,
         headers,
         failover,
+        handoff,
+    })
+}
+
+/// A request for a model by name: that model, even while its circuit is open, unless it has
+/// fallbacks; then the first of them (in order) that admits the request, or `503` when none.
+fn direct<S: SharedStore>(
+    cfg: &Config,
+    model: ModelId,
+    breakers: &Breakers<S>,
+    now_ms: u64,
+) -> Result<(ModelId, bool), GatewayError> {
+    let m = cfg.model(model);
+    if m.fallback.is_empty() {
+        return Ok((model, false));
+    }
+    breakers.refresh();
+    let candidates = std::iter::once(model).chain(m.fallback.iter().copied());
+    for candidate in candidates.clone() {
+        if !breakers.available(candidate, now_ms) {
+            continue;
+        }
+        match breakers.admit(candidate, now_ms) {
+            Admission::Rejected => continue,
+            admission => return Ok((candidate, admission == Admission::Probe)),
+        }
+    }
+    Err(GatewayError::NoHealthyTarget {
+        route: m.name.clone(),
+        retry_after_s: breakers.retry_after_s(candidates, now_ms),
     })
 }
 
@@ -297,6 +369,22 @@ pub enum Verdict {
     Ignore,
     Success,
     Failure(crate::metrics::ErrorType),
+}
+
+impl Served {
+    /// After a fallback: the model that answered serves the request (headers, tokens, cost,
+    /// outcome). The first model's probe, if it was one, was settled by the attempt that
+    /// failed.
+    pub fn answered_by(self, model: ModelId) -> Served {
+        match self.model {
+            ModelLabel::Model(m) if m != model => Served {
+                model: ModelLabel::Model(model),
+                probe: false,
+                ..self
+            },
+            _ => self,
+        }
+    }
 }
 
 impl Verdict {

@@ -5,6 +5,8 @@
 
 use crate::breaker::{Breakers, Transition};
 use crate::config::{Config, ModelId};
+use crate::fallback;
+use crate::metrics::ErrorType;
 use crate::header_map::HeaderMap;
 use crate::metrics::{ModelLabel, Series, TokenType};
 use crate::request::{Served, Verdict};
@@ -43,21 +45,63 @@ pub struct ResponsePlan {
     pub awaiting_first_token: bool,
     /// The body will change size (a usage chunk is stripped): let Envoy frame it.
     pub remove_content_length: bool,
+    /// A fallback model answered (the upstream filter's answered-by header, this request's
+    /// nonce): it gets the client headers, the tokens, the cost and the outcome.
+    pub answered: Option<Answered>,
+    /// How many attempts the request took (`x-ai-gateway-attempts`).
+    pub attempts: u32,
+}
+
+/// The model that answered after a fallback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answered {
+    pub model: ModelId,
+    pub attempt: u32,
+    /// Why the request last moved to another model.
+    pub cause: Option<ErrorType>,
+}
+
+/// Reads the answered-by header of a request that may have fallen back.
+fn answered(cfg: &Config, headers: &HeaderMap, served: &Served) -> Option<Answered> {
+    let nonce = served.nonce?;
+    let value = headers.get(fallback::ANSWERED_HEADER)?;
+    let (key, attempt, cause) = fallback::parse_answered_by(value, nonce)?;
+    let model = cfg.resolve_reference(key).ok()?;
+    Some(Answered {
+        model,
+        attempt,
+        cause,
+    })
+}
+
+/// The attempts Envoy made: the answered-by header's, else Envoy's own count (virtual host
+/// `include_attempt_count_in_response`), else 1.
+fn attempts(headers: &HeaderMap, answered: Option<Answered>) -> u32 {
+    if let Some(a) = answered {
+        return a.attempt;
+    }
+    headers
+        .get(fallback::ATTEMPT_COUNT_HEADER)
+        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+        .unwrap_or(1)
 }
 
 /// Chooses how to read usage from this response: 2xx and uncompressed only; SSE or JSON by
-/// `content-type`.
-pub fn on_headers(headers: &HeaderMap, served: &Served) -> ResponsePlan {
+/// `content-type`. Learns which model answered when the request fell back.
+pub fn on_headers(cfg: &Config, headers: &HeaderMap, served: &Served) -> ResponsePlan {
     let raw_status = headers.get(":status").unwrap_or_default();
     let status = std::str::from_utf8(raw_status)
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
+    let answered = answered(cfg, headers, served);
     let mut plan = ResponsePlan {
         status,
         observer: Observer::None,
         awaiting_first_token: false,
         remove_content_length: false,
+        answered,
+        attempts: attempts(headers, answered),
     };
     if !raw_status.starts_with(b"2") {
         return plan;
@@ -84,7 +128,8 @@ pub fn on_headers(headers: &HeaderMap, served: &Served) -> ResponsePlan {
 }
 
 /// The headers that tell the client what served it: `x-ai-gateway-model` and
-/// `x-ai-gateway-version` (when a configured model did) and `x-ai-gateway-route`.
+/// `x-ai-gateway-version` (when a configured model did: after a fallback, the one that
+/// answered) and `x-ai-gateway-route`.
 pub fn client_headers<'c>(cfg: &'c Config, served: &Served) -> Vec<(&'static str, &'c str)> {
     let mut out = Vec::with_capacity(3);
     if let ModelLabel::Model(m) = served.model {

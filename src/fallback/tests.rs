@@ -13,6 +13,7 @@ fn handoff() -> Handoff {
         endpoint: Endpoint::Chat,
         first: "claude-sonnet-4.5@1.4.0".into(),
         started_ms: 1_700_000_000_000,
+        probe: true,
         original_prefix: br#"{"model":"chat","#.to_vec(),
         sent_prefix_len: 27,
     }
@@ -33,9 +34,12 @@ fn the_handoff_survives_its_encoding_and_anything_else_decodes_to_none() {
     let mut other = bytes.clone();
     other[0] = 9;
     assert_eq!(Handoff::decode(&other), None);
-    let mut bad_endpoint = bytes;
+    let mut bad_endpoint = bytes.clone();
     bad_endpoint[1] = 77;
     assert_eq!(Handoff::decode(&bad_endpoint), None);
+    let mut bad_probe = bytes;
+    bad_probe[2] = 2;
+    assert_eq!(Handoff::decode(&bad_probe), None);
     let mut rng = SplitMix64::new(7);
     for _ in 0..2_000 {
         let len = (rng.next_u64() % 64) as usize;

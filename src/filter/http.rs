@@ -5,6 +5,7 @@
 use super::{host, Runtime};
 use crate::config::{EndpointKind, KeyInjection};
 use crate::errors::GatewayError;
+use crate::fallback;
 use crate::header_map::HeaderMap;
 use crate::metrics::{ModelLabel, Series};
 use crate::request::{self, Decision, HeaderEdit, RouteInput, Served, CLUSTER_HEADER};
@@ -119,14 +120,19 @@ impl Http {
 
     /// Asks the core where the request goes, then edits the body and the headers.
     fn route(&mut self, rt: &Runtime, body: &[u8]) -> Result<Action, GatewayError> {
-        let roll = match &self.sticky_key {
-            Some(_) => 0,
-            None => self.rng.borrow_mut().next_u64(),
+        let (roll, nonce) = {
+            let mut rng = self.rng.borrow_mut();
+            let roll = match &self.sticky_key {
+                Some(_) => 0,
+                None => rng.next_u64(),
+            };
+            (roll, rng.next_u64())
         };
         let input = RouteInput {
             endpoint: self.endpoint,
             sticky_key: self.sticky_key.as_deref(),
             roll,
+            nonce,
             now_ms: host::now_ms(),
             authorization: rt.authorization.as_deref(),
             client_authorization: self.client_authorization,
@@ -157,6 +163,12 @@ impl Http {
                 return Err(GatewayError::InvalidRequest(
                     "the request could not be routed".into(),
                 ));
+            }
+        }
+        // For the upstream filter of a later attempt: without it, a retry replays this body.
+        if let Some(handoff) = &routed.handoff {
+            if let Err(s) = host::set_property(fallback::HANDOFF_PROPERTY, &handoff.encode()) {
+                warn!("ai-gateway: could not leave the fallback plan (status {s:?}); this request won't fall back");
             }
         }
         rt.add(
@@ -254,15 +266,27 @@ impl HttpContext for Http {
         if self.state != State::Forwarded {
             return Action::Continue;
         }
-        let (Some(rt), Some(served)) = (self.runtime.clone(), self.served) else {
+        let (Some(rt), Some(mut served)) = (self.runtime.clone(), self.served) else {
             return Action::Continue;
         };
+        let raw = host::header_pairs(MapType::HttpResponseHeaders).unwrap_or_default();
+        let headers = HeaderMap::parse(&raw).unwrap_or_default();
+        let plan = response::on_headers(&rt.cfg, &headers, &served);
+        if headers.contains(fallback::ANSWERED_HEADER) {
+            let _ = host::remove_header(MapType::HttpResponseHeaders, fallback::ANSWERED_HEADER);
+        }
+        if let Some(answered) = plan.answered {
+            served = served.answered_by(answered.model);
+            self.served = Some(served);
+        }
         for (name, value) in response::client_headers(&rt.cfg, &served) {
             let _ = host::set_header(MapType::HttpResponseHeaders, name, value.as_bytes());
         }
-        let raw = host::header_pairs(MapType::HttpResponseHeaders).unwrap_or_default();
-        let headers = HeaderMap::parse(&raw).unwrap_or_default();
-        let plan = response::on_headers(&headers, &served);
+        let _ = host::set_header(
+            MapType::HttpResponseHeaders,
+            "x-ai-gateway-attempts",
+            plan.attempts.to_string().as_bytes(),
+        );
         if plan.remove_content_length {
             let _ = host::remove_header(MapType::HttpResponseHeaders, "content-length");
         }
