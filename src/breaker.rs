@@ -476,8 +476,7 @@ fn take_u32(rest: &mut &[u8]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
+    use crate::testing::test;
 
     /// threshold 0.5, window 10 s (buckets of 1 s), min 4 requests, cooldown 30 s.
     const CFG: BreakerConfig = BreakerConfig {

@@ -15,6 +15,9 @@ pub mod rng;
 pub mod routing;
 pub mod usage;
 
+#[cfg(test)]
+mod testing;
+
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 mod filter;
 

@@ -347,8 +347,7 @@ fn dotless(label: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
+    use crate::testing::test;
 
     fn cfg() -> Config {
         crate::config::parse(

@@ -1,7 +1,6 @@
 use super::*;
+use crate::testing::test;
 use serde_json::{json, Value};
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-use wasm_bindgen_test::wasm_bindgen_test as test;
 
 fn parsed(body: &str) -> Parsed<'_> {
     match parse(body.as_bytes()) {

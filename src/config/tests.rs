@@ -1,6 +1,5 @@
 use super::*;
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-use wasm_bindgen_test::wasm_bindgen_test as test;
+use crate::testing::test;
 
 fn errors_of(json: &str) -> Vec<String> {
     match parse(json.as_bytes()) {
