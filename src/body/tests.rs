@@ -1,6 +1,7 @@
 use super::*;
 use crate::testing::test;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 
 fn parsed(body: &str) -> Parsed<'_> {
     match parse(body.as_bytes()) {
