@@ -60,7 +60,7 @@ pub struct PrefixRewrite {
 /// `{`: every edit then sits as close to the start of the body as the client's own members
 /// allow, so the filter swaps a prefix of the body instead of copying all of it.
 #[derive(Debug, Clone, Copy, Default)]
-struct Append<'p> {
+struct Added<'p> {
     /// The object already has members, so the last new one needs a trailing comma.
     comma: bool,
     model: Option<&'p str>,
@@ -69,7 +69,7 @@ struct Append<'p> {
     stream_options: bool,
 }
 
-impl Append<'_> {
+impl Added<'_> {
     fn is_empty(&self) -> bool {
         self.model.is_none()
             && self.cap.is_none()
@@ -91,7 +91,8 @@ enum Text<'p> {
         prompt: &'p str,
         comma: bool,
     },
-    Append(Append<'p>),
+    /// The members the gateway adds, right after the top-level `{`.
+    Added(Added<'p>),
 }
 
 impl Text<'_> {
@@ -111,7 +112,7 @@ impl Text<'_> {
                 s.json_str(prompt);
                 s.raw(if comma { "}," } else { "}" });
             }
-            Text::Append(a) => {
+            Text::Added(a) => {
                 let mut comma = false;
                 let mut key = |s: &mut S, k: &str| {
                     if comma {
@@ -165,7 +166,7 @@ const NO_EDIT: Edit<'static> = Edit {
     text: Text::Lit(""),
 };
 
-/// At most: model, two caps, temperature, system message, include_usage, appended members.
+/// At most: model, two caps, temperature, system message, include_usage, added members.
 const MAX_EDITS: usize = 8;
 
 struct Edits<'p> {
@@ -245,9 +246,10 @@ pub fn rewrite(
     })
 }
 
-/// [`rewrite`] as a prefix swap: the new bytes up to the last edit, and how many bytes of the
-/// original they replace. The rest of the body is untouched and need not be copied (Envoy
-/// can drain a prefix of its buffer and prepend another: `proxy_set_buffer_bytes(0, n, …)`).
+/// [`rewrite`] as a prefix swap: the new bytes up to the end of the furthest edit, and how many
+/// bytes of the original they replace. The rest of the body is untouched and need not be
+/// copied (Envoy can drain a prefix of its buffer and prepend another:
+/// `proxy_set_buffer_bytes(0, n, …)`).
 pub fn rewrite_prefix(
     body: &[u8],
     parsed: &Parsed<'_>,
@@ -263,14 +265,14 @@ pub fn rewrite_prefix(
     };
     let f = parsed.fields;
     let mut edits = Edits::new();
-    let mut append = Append {
+    let mut added = Added {
         comma: parsed.root_last.is_some(),
-        ..Append::default()
+        ..Added::default()
     };
 
     if let Some(model) = plan.model {
         match f.model {
-            None => append.model = Some(model),
+            None => added.model = Some(model),
             Some(span) => {
                 if parsed.model() != Some(model) {
                     edits.replace(span, Text::Str(model));
@@ -301,7 +303,7 @@ pub fn rewrite_prefix(
         if let Some(field) = field {
             let mut slots = f;
             match *slots.slot(field) {
-                None => append.cap = Some((field.name(), n)),
+                None => added.cap = Some((field.name(), n)),
                 Some(span) => cap(parsed, span, field, n, &mut edits)?,
             }
         }
@@ -314,7 +316,7 @@ pub fn rewrite_prefix(
     if let Some(t) = plan.temperature.filter(|t| t.is_finite()) {
         if generates {
             match f.temperature {
-                None => append.temperature = Some(t),
+                None => added.temperature = Some(t),
                 Some(span) if parsed.bytes(span) == b"null" => edits.replace(span, Text::F64(t)),
                 Some(_) => {}
             }
@@ -334,7 +336,7 @@ pub fn rewrite_prefix(
         && matches!(endpoint, Endpoint::Chat | Endpoint::Completions)
     {
         match (f.stream_options, parsed.stream_options) {
-            (None, _) => append.stream_options = true,
+            (None, _) => added.stream_options = true,
             (Some(span), _) if parsed.bytes(span) == b"null" => {
                 edits.replace(span, Text::Lit(r#"{"include_usage":true}"#));
             }
@@ -350,8 +352,8 @@ pub fn rewrite_prefix(
         }
     }
 
-    if !append.is_empty() {
-        edits.insert(parsed.root_open + 1, Text::Append(append));
+    if !added.is_empty() {
+        edits.insert(parsed.root_open + 1, Text::Added(added));
     }
 
     let client_asked_usage = parsed.client_asked_usage();
