@@ -117,8 +117,7 @@ impl GatewayError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
+    use crate::testing::test;
 
     fn parsed(e: &GatewayError) -> serde_json::Value {
         serde_json::from_slice(&e.body()).unwrap()

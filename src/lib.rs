@@ -20,6 +20,9 @@ pub mod stats;
 pub mod store;
 pub mod usage;
 
+#[cfg(test)]
+mod testing;
+
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 mod filter;
 

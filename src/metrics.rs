@@ -1,11 +1,12 @@
-//! Metric names, labels and their encoding into Envoy stat names (SPEC "Metrics").
+//! Metric names, labels and their encoding into Envoy stat names (`docs/design.md`,
+//! "Metrics and labels").
 //!
 //! Wasm stats have no native labels: a series is a stat named
 //! `<metric>.<label>.<value>.<label>.<value>…` and every shipped Envoy config carries the
 //! `stats_config.stats_tags` regexes from [`stats_tags`] that turn each `.<label>.<value>`
-//! back into a Prometheus label (ENVOY-NOTES "Metrics"). Values keep their dots
-//! (`model="gpt-4.1"`, `version="2.0.0-canary.1"`) because each regex is anchored on the
-//! label that follows it.
+//! back into a Prometheus label (`docs/design.md`, "Envoy facts the code depends on").
+//! Values keep their dots (`model="gpt-4.1"`, `version="2.0.0-canary.1"`) because each regex
+//! is anchored on the label that follows it.
 //!
 //! Label values come only from the configuration (route and model names, versions) or from
 //! closed sets (status codes, error types, reasons): a client can't create a series.
@@ -23,7 +24,7 @@ pub enum Kind {
     Histogram,
 }
 
-/// One metric of the SPEC table.
+/// One metric of the table in `docs/design.md` ("Metrics and labels").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Metric {
     pub name: &'static str,
@@ -93,7 +94,7 @@ pub const REJECTED: Metric = Metric {
     help: "Requests the gateway answered itself with an error, by reason",
 };
 
-/// Every metric, in SPEC order.
+/// Every metric, in the order of that table.
 pub const ALL: [Metric; 10] = [
     REQUESTS,
     DURATION,
@@ -339,11 +340,25 @@ fn dotless(label: &str) -> bool {
     matches!(label, "status" | "reason" | "type" | "error_type")
 }
 
+/// The `stats_config` block every shipped Envoy config carries, as YAML (indented for the
+/// bootstrap's top level). `config_files::every_shipped_envoy_config_carries_the_stats_config`
+/// keeps the files in step with this function.
+pub fn stats_config_yaml() -> String {
+    let mut out = String::from("stats_config:\n  stats_tags:\n");
+    for (tag, regex) in stats_tags() {
+        out.push_str(&format!("  - tag_name: {tag}\n    regex: '{regex}'\n"));
+    }
+    out.push_str("  histogram_bucket_settings:\n  - match: { prefix: \"wasmcustom.ai_gateway_\" }\n    buckets: [");
+    let buckets: Vec<String> = LATENCY_BUCKETS_MS.iter().map(|b| b.to_string()).collect();
+    out.push_str(&buckets.join(", "));
+    out.push_str("]\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
+    use crate::testing::test;
 
     fn cfg() -> Config {
         crate::config::parse(
@@ -440,21 +455,6 @@ mod tests {
             Some(ErrorType::ConnectFailure)
         );
     }
-}
-
-/// The `stats_config` block every shipped Envoy config carries, as YAML (indented for the
-/// bootstrap's top level). `tests::every_shipped_envoy_config_carries_the_stats_config`
-/// keeps the files in step with this function.
-pub fn stats_config_yaml() -> String {
-    let mut out = String::from("stats_config:\n  stats_tags:\n");
-    for (tag, regex) in stats_tags() {
-        out.push_str(&format!("  - tag_name: {tag}\n    regex: '{regex}'\n"));
-    }
-    out.push_str("  histogram_bucket_settings:\n  - match: { prefix: \"wasmcustom.ai_gateway_\" }\n    buckets: [");
-    let buckets: Vec<String> = LATENCY_BUCKETS_MS.iter().map(|b| b.to_string()).collect();
-    out.push_str(&buckets.join(", "));
-    out.push_str("]\n");
-    out
 }
 
 #[cfg(test)]

@@ -37,8 +37,7 @@ pub fn render(cfg: &Config) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
+    use crate::testing::test;
 
     #[test]
     fn lists_routes_and_models_in_openai_format() {

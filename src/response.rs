@@ -6,8 +6,8 @@
 use crate::breaker::{Breakers, Transition};
 use crate::config::{Config, ModelId};
 use crate::fallback;
-use crate::metrics::ErrorType;
 use crate::header_map::HeaderMap;
+use crate::metrics::ErrorType;
 use crate::metrics::{ModelLabel, Series, TokenType};
 use crate::request::{Served, Verdict};
 use crate::routing;

@@ -126,6 +126,7 @@ impl SeedableRng for SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::test;
 
     #[test]
     fn the_word_hasher_separates_small_keys() {
@@ -145,8 +146,6 @@ mod tests {
         let two = build.hash_one(b"gpt-4.2".as_slice());
         assert_ne!(one, two);
     }
-    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn produces_the_reference_splitmix64_sequence() {

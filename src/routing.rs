@@ -196,8 +196,7 @@ pub fn pick_sticky(
 mod tests {
     use super::*;
     use crate::config::parse;
-    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
+    use crate::testing::test;
 
     fn cfg(json: &str) -> Config {
         parse(json.as_bytes()).unwrap()

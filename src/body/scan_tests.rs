@@ -6,9 +6,8 @@
 
 use super::{scan_string, syntax, BodyError};
 use crate::rng::SplitMix64;
+use crate::testing::test;
 use rand_core::RngCore;
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-use wasm_bindgen_test::wasm_bindgen_test as test;
 
 /// The spec: one byte at a time; a non-ASCII run (up to the next ASCII byte) is checked by
 /// `std::str::from_utf8`, so the error offset is std's `valid_up_to`.

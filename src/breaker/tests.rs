@@ -1,8 +1,7 @@
 //! The circuit state machine (`TargetState`) and its codec.
 
 use super::*;
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-use wasm_bindgen_test::wasm_bindgen_test as test;
+use crate::testing::test;
 
 /// threshold 0.5, window 10 s (buckets of 1 s), min 4 requests, cooldown 30 s.
 const CFG: BreakerConfig = BreakerConfig {
@@ -667,10 +666,9 @@ mod shared {
     use crate::breaker::{Admission, Breakers, Outcome, Phase, TargetState, Transition};
     use crate::config::{parse, Config, ModelId};
     use crate::store::{MemoryStore, SharedStore};
+    use crate::testing::test;
     use std::cell::RefCell;
     use std::rc::Rc;
-    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     /// The one model of [`config`].
     fn m() -> ModelId {

@@ -1,7 +1,6 @@
 use super::*;
 use crate::metrics::ErrorType;
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-use wasm_bindgen_test::wasm_bindgen_test as test;
+use crate::testing::test;
 
 fn errors_of(json: &str) -> Vec<String> {
     match parse(json.as_bytes()) {

@@ -3,9 +3,8 @@
 
 use super::*;
 use crate::rng::SplitMix64;
+use crate::testing::test;
 use rand_core::RngCore;
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-use wasm_bindgen_test::wasm_bindgen_test as test;
 
 fn handoff() -> Handoff {
     Handoff {

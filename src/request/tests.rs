@@ -8,9 +8,8 @@ use crate::errors::GatewayError;
 use crate::header_map::{serialize, HeaderMap};
 use crate::metrics::ErrorType;
 use crate::store::MemoryStore;
+use crate::testing::test;
 use std::rc::Rc;
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-use wasm_bindgen_test::wasm_bindgen_test as test;
 
 const CONFIG: &str = r#"{
     "models":[
@@ -141,6 +140,7 @@ fn input(endpoint: EndpointKind, roll: u64) -> RouteInput<'static> {
         endpoint,
         sticky_key: None,
         roll,
+        nonce: 7,
         now_ms: 1_700_000_000_000,
         authorization: Some(b"Bearer sk-test"),
         client_authorization: false,
@@ -173,7 +173,9 @@ fn a_direct_request_is_rewritten_with_its_model_settings_and_routed_to_its_clust
             set("content-length", &new_body.len().to_string()),
             set("authorization", "Bearer sk-test"),
             set(CLUSTER_HEADER, "holysheep"),
-            set(TIMEOUT_HEADER, "5000"),
+            set(PER_TRY_TIMEOUT_HEADER, "5000"),
+            set(TIMEOUT_HEADER, "0"),
+            set(MAX_RETRIES_HEADER, "2"),
         ]
     );
     assert_eq!(routed.served.route, RouteLabel::Direct);
@@ -206,6 +208,8 @@ fn with_the_key_injected_upstream_the_client_authorization_goes_and_the_marker_i
             set(INJECT_KEY_HEADER, "1"),
             set(CLUSTER_HEADER, cluster),
             routed.headers[4].clone(),
+            set(TIMEOUT_HEADER, "0"),
+            set(MAX_RETRIES_HEADER, "2"),
         ]
     );
     i.client_authorization = false;
@@ -259,7 +263,8 @@ fn unknown_models_follow_the_policy_and_passthrough_leaves_the_body_alone() {
     assert_eq!(routed.served.route, RouteLabel::Passthrough);
     assert_eq!(routed.served.model, ModelLabel::Passthrough);
     assert_eq!(routed.headers[1], set(CLUSTER_HEADER, "holysheep"));
-    assert_eq!(routed.headers[2], set(TIMEOUT_HEADER, "30000"));
+    assert_eq!(routed.headers[2], set(PER_TRY_TIMEOUT_HEADER, "30000"));
+    assert_eq!(routed.headers[3], set(TIMEOUT_HEADER, "0"));
 }
 
 #[test]
@@ -278,7 +283,9 @@ fn an_open_circuit_moves_the_pick_and_reports_the_failover_then_503_when_all_are
     let routed = route(&c, &b, br#"{"model":"chat"}"#, &i).unwrap();
     assert_eq!(routed.served.model, ModelLabel::Model(id(1)));
     assert_eq!(routed.failover, Some((id(0), id(1))));
-    assert_eq!(routed.headers.last(), Some(&set(TIMEOUT_HEADER, "30000")));
+    assert!(routed
+        .headers
+        .contains(&set(PER_TRY_TIMEOUT_HEADER, "30000")));
     // A request by name is honoured while its circuit is open.
     let direct = route(&c, &b, br#"{"model":"stable"}"#, &i).unwrap();
     assert_eq!(direct.served.model, ModelLabel::Model(id(0)));
@@ -416,4 +423,92 @@ fn envoy_details_are_read_only_where_they_can_change_the_verdict() {
     assert!(needs_details(503, false));
     assert!(needs_details(0, false));
     assert!(needs_details(404, false));
+}
+
+const FALLBACKS: &str = r#"{
+    "models":[
+        {"name":"a","version":"1.0.0","weight":1,"max_tokens":10,"system_prompt":"I am A.",
+         "fallback":["bee","c@1.0.0"]},
+        {"name":"bee","version":"2.0.0","temperature":0.5},
+        {"name":"c","version":"1.0.0"}],
+    "max_attempts":4,
+    "max_duration_ms":90000}"#;
+
+fn fallback_config() -> Config {
+    cfg(FALLBACKS)
+}
+
+#[test]
+fn a_model_with_fallbacks_leaves_a_handoff_with_the_clients_original_prefix() {
+    let c = fallback_config();
+    let body = br#"{"model":"a","max_tokens":99,"messages":[{"role":"user","content":"hi"}]}"#;
+    let routed = route(&c, &breakers(&c), body, &input(EndpointKind::Chat, 0)).unwrap();
+    let h = routed.handoff.clone().expect("a has fallbacks");
+    assert_eq!(h.first, "a@1.0.0");
+    assert_eq!(h.nonce, 7);
+    assert_eq!(routed.served.nonce, Some(7));
+    let (replaced, prefix) = routed.splice.clone().unwrap();
+    assert_eq!(h.original_prefix, body[..replaced].to_vec());
+    assert_eq!(h.sent_prefix_len, prefix.len());
+    assert!(routed.headers.contains(&set(TIMEOUT_HEADER, "90000")));
+    assert!(routed.headers.contains(&set(MAX_RETRIES_HEADER, "3")));
+    // The fallback body rebuilt from the handoff is the rewrite of the client's body for bee.
+    let mut sent = prefix;
+    sent.extend_from_slice(&body[replaced..]);
+    let bee = c.model(id_in(&c, 1));
+    let plan = Plan {
+        model: Some(&bee.name),
+        max_tokens: bee.max_tokens,
+        temperature: bee.temperature,
+        system_prompt: bee.system_prompt.as_deref(),
+        include_usage: c.stream_usage,
+    };
+    let r = crate::fallback::refit(&sent, &h, &plan).unwrap();
+    let mut refit = r.prefix.clone();
+    refit.extend_from_slice(&sent[r.drain..]);
+    assert_eq!(
+        std::str::from_utf8(&refit).unwrap(),
+        r#"{"temperature":0.5,"model":"bee","max_tokens":99,"messages":[{"role":"user","content":"hi"}]}"#
+    );
+    // Models without fallbacks leave none.
+    let plain = route(
+        &c,
+        &breakers(&c),
+        br#"{"model":"c"}"#,
+        &input(EndpointKind::Chat, 0),
+    )
+    .unwrap();
+    assert_eq!(plain.handoff, None);
+    assert_eq!(plain.served.nonce, None);
+}
+
+fn id_in(c: &Config, i: usize) -> ModelId {
+    c.model_id(i).unwrap()
+}
+
+#[test]
+fn a_request_by_name_for_an_open_model_starts_at_its_first_healthy_fallback() {
+    let c = fallback_config();
+    let b = breakers(&c);
+    let i = input(EndpointKind::Chat, 0);
+    let now = i.now_ms;
+    let failures = c.breaker.min_requests.max(1);
+    for _ in 0..failures {
+        b.record(id_in(&c, 0), Outcome::Failure, false, now);
+    }
+    let routed = route(&c, &b, br#"{"model":"a"}"#, &i).unwrap();
+    assert_eq!(routed.served.model, ModelLabel::Model(id_in(&c, 1)));
+    assert_eq!(routed.served.route, RouteLabel::Direct);
+    for _ in 0..failures {
+        b.record(id_in(&c, 1), Outcome::Failure, false, now);
+    }
+    let routed = route(&c, &b, br#"{"model":"a"}"#, &i).unwrap();
+    assert_eq!(routed.served.model, ModelLabel::Model(id_in(&c, 2)));
+    for _ in 0..failures {
+        b.record(id_in(&c, 2), Outcome::Failure, false, now);
+    }
+    assert!(matches!(
+        route(&c, &b, br#"{"model":"a"}"#, &i),
+        Err(GatewayError::NoHealthyTarget { .. })
+    ));
 }

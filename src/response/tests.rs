@@ -7,9 +7,8 @@ use crate::header_map::{serialize, HeaderMap};
 use crate::metrics::{ErrorType, RouteLabel};
 use crate::stats::MemoryStats;
 use crate::store::MemoryStore;
+use crate::testing::test;
 use std::rc::Rc;
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-use wasm_bindgen_test::wasm_bindgen_test as test;
 
 const CONFIG: &str = r#"{
     "models":[{"name":"gpt-4.1","version":"1.0.0","weight":1}],
@@ -27,12 +26,14 @@ fn served(stream: bool, strip_usage: bool) -> Served {
         probe: false,
         stream,
         strip_usage,
+        nonce: None,
     }
 }
 
 fn plan(headers: &[(&str, &[u8])], served: &Served) -> ResponsePlan {
     let raw = serialize(headers);
-    on_headers(&HeaderMap::parse(&raw).unwrap(), served)
+    let cfg = parse(CONFIG.as_bytes()).unwrap();
+    on_headers(&cfg, &HeaderMap::parse(&raw).unwrap(), served)
 }
 
 #[test]

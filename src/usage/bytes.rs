@@ -71,8 +71,7 @@ fn is_quote_or_bracket(x: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{find2, find_quote_or_bracket};
-    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
+    use crate::testing::test;
 
     #[test]
     fn find_quote_or_bracket_agrees_with_a_naive_search_for_every_byte_value_and_position() {

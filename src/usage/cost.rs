@@ -78,8 +78,7 @@ impl CostAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
+    use crate::testing::test;
 
     fn usage(prompt_tokens: u64, completion_tokens: u64) -> Usage {
         Usage {

@@ -174,8 +174,7 @@ pub(super) fn skip_event(hay: &[u8], any_value: bool) -> Result<(usize, bool), M
 #[cfg(test)]
 mod tests {
     use super::{next_hit, skip_event, Miss};
-    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-    use wasm_bindgen_test::wasm_bindgen_test as test;
+    use crate::testing::test;
 
     fn naive_next_hit(hay: &[u8], from: usize) -> Option<usize> {
         (from..hay.len()).find(|&k| {

@@ -2,8 +2,7 @@
 //! the scanner and the stripper with it agree with themselves without it, byte for byte and
 //! chunk for chunk, on edge cases and on generated streams split everywhere.
 
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-use wasm_bindgen_test::wasm_bindgen_test as test;
+use crate::testing::test;
 
 use super::fixtures::*;
 use super::*;

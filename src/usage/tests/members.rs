@@ -1,8 +1,7 @@
 //! Removal of the top-level `"usage":null` member that `include_usage` adds to every chunk.
 
+use crate::testing::test;
 use std::borrow::Cow;
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::*;
 

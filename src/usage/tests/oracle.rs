@@ -1,9 +1,8 @@
 //! serde_json as a test oracle: the fixtures are what they claim, and the scanner and the
 //! stripper agree with a full parse on random documents.
 
+use crate::testing::test;
 use serde_json::{Map, Number, Value};
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::fixtures::*;
 use super::*;

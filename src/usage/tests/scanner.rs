@@ -1,7 +1,6 @@
 use super::fixtures::*;
 use super::*;
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-use wasm_bindgen_test::wasm_bindgen_test as test;
+use crate::testing::test;
 
 fn json(input: &str) -> Option<Usage> {
     scan(Format::Json, &[input.as_bytes()])

@@ -1,6 +1,5 @@
+use crate::testing::test;
 use std::borrow::Cow;
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::fixtures::*;
 use super::*;

@@ -1,9 +1,8 @@
 //! Throughput on a realistic 10 MB chat stream. Run with
 //! `cargo test --release -- --ignored --nocapture throughput`.
 
+use crate::testing::test;
 use std::time::Instant;
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use super::fixtures::*;
 use super::*;

@@ -1,0 +1,92 @@
+//! Tests of the body parser and rewriter, by topic, with the helpers they share. The
+//! scanner's own differential tests sit next to it (`scan_tests.rs`).
+
+mod combined;
+mod generated;
+mod limits;
+mod model;
+mod oracle;
+mod parse;
+mod refusals;
+mod size;
+mod stream_usage;
+mod system_prompt;
+mod utf8;
+
+use super::*;
+use serde_json::{json, Value};
+
+fn parsed(body: &str) -> Parsed<'_> {
+    match parse(body.as_bytes()) {
+        Ok(p) => p,
+        Err(e) => panic!("{body:?} should parse, got {e}"),
+    }
+}
+
+fn parse_err(body: &[u8]) -> BodyError {
+    match parse(body) {
+        Ok(_) => panic!("{:?} should be refused", String::from_utf8_lossy(body)),
+        Err(e) => e,
+    }
+}
+
+fn syntax_reason(body: &str) -> &'static str {
+    match parse_err(body.as_bytes()) {
+        BodyError::Syntax { reason, .. } => reason,
+        other => panic!("{body:?}: expected a syntax error, got {other:?}"),
+    }
+}
+
+/// The rewritten body as text, or None when nothing changed.
+fn rw(body: &str, endpoint: Endpoint, plan: &Plan<'_>) -> Option<String> {
+    let p = parsed(body);
+    let out = rewrite(body.as_bytes(), &p, endpoint, plan).unwrap();
+    out.body.map(|b| {
+        assert_eq!(b.capacity(), b.len(), "output is sized exactly");
+        String::from_utf8(b).unwrap()
+    })
+}
+
+fn rw_err(body: &str, endpoint: Endpoint, plan: &Plan<'_>) -> BodyError {
+    let p = parsed(body);
+    rewrite(body.as_bytes(), &p, endpoint, plan).unwrap_err()
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap()
+}
+
+fn cap(n: u64) -> Plan<'static> {
+    Plan {
+        max_tokens: Some(n),
+        ..Plan::default()
+    }
+}
+
+fn model(m: &str) -> Plan<'_> {
+    Plan {
+        model: Some(m),
+        ..Plan::default()
+    }
+}
+
+/// xorshift64*: small, deterministic, good enough for generating bodies.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+    fn pick<'x>(&mut self, items: &[&'x str]) -> &'x str {
+        items[self.below(items.len())]
+    }
+}
