@@ -60,7 +60,7 @@ pub const TOKENS: Metric = Metric {
 pub const COST: Metric = Metric {
     name: "ai_gateway_cost_microdollars_total",
     kind: Kind::Counter,
-    labels: &["model", "version"],
+    labels: &["route", "model", "version"],
     help: "Cost of the reported tokens at the configured `prices`, in millionths of a US dollar",
 };
 pub const MODEL_ERRORS: Metric = Metric {
@@ -87,6 +87,13 @@ pub const FAILOVERS: Metric = Metric {
     labels: &["route", "from_model", "to_model"],
     help: "Requests sent to another target because the picked one's circuit was open",
 };
+pub const FALLBACKS: Metric = Metric {
+    name: "ai_gateway_fallbacks_total",
+    kind: Kind::Counter,
+    labels: &["from_model", "to_model", "cause"],
+    help: "Attempts moved to the next model of the first model's fallback list inside one request, by cause (5xx, 429, timeout, reset, connect_failure)",
+};
+
 pub const REJECTED: Metric = Metric {
     name: "ai_gateway_rejected_total",
     kind: Kind::Counter,
@@ -95,7 +102,7 @@ pub const REJECTED: Metric = Metric {
 };
 
 /// Every metric, in the order of that table.
-pub const ALL: [Metric; 10] = [
+pub const ALL: [Metric; 11] = [
     REQUESTS,
     DURATION,
     TTFT,
@@ -106,6 +113,7 @@ pub const ALL: [Metric; 10] = [
     CIRCUIT_OPEN,
     FAILOVERS,
     REJECTED,
+    FALLBACKS,
 ];
 
 /// Histogram buckets (ms) for LLM latencies: tens of milliseconds to ten minutes. Set in every
@@ -215,11 +223,13 @@ pub enum Series {
     Duration(RouteLabel, ModelLabel),
     Ttft(ModelLabel),
     Tokens(ModelLabel, TokenType),
-    Cost(ModelLabel),
+    Cost(RouteLabel, ModelLabel),
     ModelErrors(ModelLabel, ErrorType),
     Selections(RouteLabel, ModelLabel),
     CircuitOpen(ModelId),
     Failovers(RouteLabel, ModelId, ModelId),
+    /// An attempt moved from one model to the next of its fallback list, and why.
+    Fallbacks(ModelId, ModelId, ErrorType),
     Rejected(RejectReason),
 }
 
@@ -235,6 +245,7 @@ impl Series {
             Series::Selections(..) => SELECTIONS,
             Series::CircuitOpen(..) => CIRCUIT_OPEN,
             Series::Failovers(..) => FAILOVERS,
+            Series::Fallbacks(..) => FALLBACKS,
             Series::Rejected(..) => REJECTED,
         }
     }
@@ -259,11 +270,11 @@ impl Series {
                 let (n, v) = model(m);
                 vec![route(r), n, v, &status]
             }
-            Series::Duration(r, m) | Series::Selections(r, m) => {
+            Series::Duration(r, m) | Series::Selections(r, m) | Series::Cost(r, m) => {
                 let (n, v) = model(m);
                 vec![route(r), n, v]
             }
-            Series::Ttft(m) | Series::Cost(m) => {
+            Series::Ttft(m) => {
                 let (n, v) = model(m);
                 vec![n, v]
             }
@@ -284,6 +295,11 @@ impl Series {
                 vec![n, v]
             }
             Series::Failovers(r, from, to) => vec![route(r), model_name(*from), model_name(*to)],
+            Series::Fallbacks(from, to, cause) => vec![
+                model_name(*from),
+                model_name(*to),
+                crate::config::Causes::name(*cause).unwrap_or("unknown"),
+            ],
             Series::Rejected(reason) => vec![reason.label()],
         };
         encode(&self.metric(), &values)
@@ -337,7 +353,7 @@ pub fn stats_tags() -> Vec<(String, String)> {
 
 /// Labels whose values never contain a dot.
 fn dotless(label: &str) -> bool {
-    matches!(label, "status" | "reason" | "type" | "error_type")
+    matches!(label, "status" | "reason" | "type" | "error_type" | "cause")
 }
 
 /// The `stats_config` block every shipped Envoy config carries, as YAML (indented for the

@@ -205,7 +205,7 @@ pub fn account<S: SharedStore>(
         if let ModelLabel::Model(m) = served.model {
             if let Some(price) = cfg.model(m).price {
                 let micros = costs.add(m, usage, price);
-                stats.add(Series::Cost(served.model), micros);
+                stats.add(Series::Cost(served.route, served.model), micros);
             }
         }
     }

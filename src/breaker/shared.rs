@@ -130,6 +130,16 @@ impl<S: SharedStore> Breakers<S> {
             .is_none_or(|s| s.available(now_ms, &self.cfg))
     }
 
+    /// Is the circuit closed now (from the cache)? A fallback attempt goes only to a closed
+    /// circuit: a half-open one's single probe is left to the requests routed to it.
+    pub fn closed(&self, model: ModelId, now_ms: u64) -> bool {
+        self.cache
+            .borrow()
+            .states
+            .get(model.index())
+            .is_none_or(|s| s.phase(now_ms, &self.cfg) == Phase::Closed)
+    }
+
     /// Seconds until the earliest of these models may be tried again (at least 1).
     pub fn retry_after_s(&self, models: impl Iterator<Item = ModelId>, now_ms: u64) -> u64 {
         let cache = self.cache.borrow();

@@ -137,7 +137,7 @@ fn a_finished_request_counts_its_status_duration_tokens_and_exact_cost() {
         250
     );
     // 1000 × $2/M + 250 × $8/M = $0.004 = 4000 µ$.
-    assert_eq!(stats.counter(Series::Cost(s.model)), 4000);
+    assert_eq!(stats.counter(Series::Cost(s.route, s.model)), 4000);
     assert_eq!(breakers.window_counts(id(0), 1), (1, 0));
 }
 
