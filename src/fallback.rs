@@ -45,6 +45,8 @@ pub struct Handoff {
     pub original_prefix: Vec<u8>,
     /// The length of the prefix the first attempt sent instead.
     pub sent_prefix_len: usize,
+    /// The length of the whole body the first attempt sent (what Envoy replays).
+    pub sent_len: usize,
 }
 
 fn endpoint_code(e: Endpoint) -> u8 {
@@ -85,7 +87,8 @@ fn take_bytes<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
 }
 
 impl Handoff {
-    /// Layout v1: version u8, endpoint u8, probe u8, nonce u64, started u64, sent_prefix_len u32,
+    /// Layout v1: version u8, endpoint u8, probe u8, nonce u64, started u64, sent_len u64,
+    /// sent_prefix_len u32,
     /// key length u16 + key, original prefix length u32 + bytes (little-endian).
     pub fn encode(&self) -> Vec<u8> {
         let key = &self.first.as_bytes()[..self.first.len().min(MAX_KEY)];
@@ -95,6 +98,7 @@ impl Handoff {
         out.push(u8::from(self.probe));
         out.extend_from_slice(&self.nonce.to_le_bytes());
         out.extend_from_slice(&self.started_ms.to_le_bytes());
+        out.extend_from_slice(&(self.sent_len as u64).to_le_bytes());
         out.extend_from_slice(
             &u32::try_from(self.sent_prefix_len)
                 .unwrap_or(u32::MAX)
@@ -124,6 +128,7 @@ impl Handoff {
         };
         let nonce = u64::from_le_bytes(take::<8>(&mut rest)?);
         let started_ms = u64::from_le_bytes(take::<8>(&mut rest)?);
+        let sent_len = usize::try_from(u64::from_le_bytes(take::<8>(&mut rest)?)).ok()?;
         let sent_prefix_len = u32::from_le_bytes(take::<4>(&mut rest)?) as usize;
         let key_len = u16::from_le_bytes(take::<2>(&mut rest)?) as usize;
         let first = std::str::from_utf8(take_bytes(&mut rest, key_len)?).ok()?;
@@ -140,6 +145,7 @@ impl Handoff {
             probe,
             original_prefix,
             sent_prefix_len,
+            sent_len,
         })
     }
 }

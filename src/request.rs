@@ -276,6 +276,7 @@ pub fn route<S: SharedStore>(
                 probe,
                 original_prefix: body.get(..replaced).unwrap_or_default().to_vec(),
                 sent_prefix_len: sent,
+                sent_len: body.len().saturating_sub(replaced) + sent,
             });
         }
     }

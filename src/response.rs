@@ -162,6 +162,80 @@ impl Costs {
     }
 }
 
+/// The filter-state key of the access-log entry (`%FILTER_STATE(wasm.ai_gateway:PLAIN)%`).
+pub const ACCESS_LOG_PROPERTY: &str = "ai_gateway";
+
+/// What the gateway decided for a request, as one JSON object for Envoy's access log: route,
+/// model, version (of the model that answered), attempts, the cause of the last fallback,
+/// tokens and cost (USD, exact decimal).
+pub fn access_entry(
+    cfg: &Config,
+    served: &Served,
+    attempts: u32,
+    fallback_cause: Option<ErrorType>,
+    usage: Option<Usage>,
+) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        route: &'a str,
+        model: Option<&'a str>,
+        version: Option<&'a str>,
+        attempts: u32,
+        fallback_cause: Option<&'a str>,
+        prompt_tokens: Option<u64>,
+        completion_tokens: Option<u64>,
+        cost_usd: Option<String>,
+    }
+    let model = match served.model {
+        ModelLabel::Model(m) => Some(cfg.model(m)),
+        ModelLabel::Passthrough => None,
+    };
+    let cost = match (usage, model.and_then(|m| m.price)) {
+        (Some(u), Some(p)) => {
+            // µ$ per million tokens × tokens = 10⁻¹² $: exact.
+            let pico = u128::from(u.prompt_tokens) * u128::from(p.input_micros_per_mtok)
+                + u128::from(u.completion_tokens) * u128::from(p.output_micros_per_mtok);
+            let unit = 1_000_000_000_000u128;
+            let frac = format!("{:012}", pico % unit);
+            let frac = frac.trim_end_matches('0');
+            Some(if frac.is_empty() {
+                format!("{}", pico / unit)
+            } else {
+                format!("{}.{frac}", pico / unit)
+            })
+        }
+        _ => None,
+    };
+    let entry = Entry {
+        route: routing::route_name(cfg, served.route),
+        model: model.map(|m| m.name.as_str()),
+        version: model.map(|m| m.version_label.as_str()),
+        attempts,
+        fallback_cause: fallback_cause.and_then(crate::config::Causes::name),
+        prompt_tokens: usage.map(|u| u.prompt_tokens),
+        completion_tokens: usage.map(|u| u.completion_tokens),
+        cost_usd: cost,
+    };
+    serde_json::to_vec(&entry).unwrap_or_default()
+}
+
+/// After a request that may have fallen back got no answer naming its model (the last
+/// attempt timed out or was reset: Envoy answered itself), the latest attempt's record says
+/// which model it was. `None`: the first model's.
+pub fn last_attempt_model(
+    cfg: &Config,
+    served: &Served,
+    record: &fallback::AttemptRecord,
+) -> Option<ModelId> {
+    let ModelLabel::Model(first) = served.model else {
+        return None;
+    };
+    match usize::from(record.index) {
+        0 => None,
+        i => cfg.model(first).fallback.get(i - 1).copied(),
+    }
+}
+
 /// A finished request, as the access accounting sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Finished<'a> {

@@ -15,6 +15,7 @@ fn handoff() -> Handoff {
         probe: true,
         original_prefix: br#"{"model":"chat","#.to_vec(),
         sent_prefix_len: 27,
+        sent_len: 4096,
     }
 }
 
@@ -211,6 +212,7 @@ fn first_attempt(original: &[u8], plan: &Plan, endpoint: Endpoint) -> (Vec<u8>, 
         endpoint,
         original_prefix: original[..replaced].to_vec(),
         sent_prefix_len: prefix.len(),
+        sent_len: sent.len(),
         ..handoff()
     };
     (sent, h)

@@ -50,6 +50,11 @@ pub struct Http {
     response_status: u16,
     /// The client sent an `authorization` header of its own.
     client_authorization: bool,
+    /// Attempts the request took, and why it last moved to another model (from the response).
+    attempts: u32,
+    fallback_cause: Option<crate::metrics::ErrorType>,
+    /// A fallback model's attempt answered (its answered-by header was read).
+    answered: bool,
 }
 
 fn set_request_header(name: &str, value: &[u8]) -> bool {
@@ -82,6 +87,9 @@ impl Http {
             awaiting_first_token: false,
             response_status: 0,
             client_authorization: false,
+            attempts: 1,
+            fallback_cause: None,
+            answered: false,
         }
     }
 
@@ -278,7 +286,10 @@ impl HttpContext for Http {
         if let Some(answered) = plan.answered {
             served = served.answered_by(answered.model);
             self.served = Some(served);
+            self.answered = true;
+            self.fallback_cause = answered.cause;
         }
+        self.attempts = plan.attempts;
         for (name, value) in response::client_headers(&rt.cfg, &served) {
             let _ = host::set_header(MapType::HttpResponseHeaders, name, value.as_bytes());
         }
@@ -339,7 +350,7 @@ impl HttpContext for Http {
         if self.state != State::Forwarded {
             return;
         }
-        let (Some(rt), Some(served)) = (self.runtime.clone(), self.served) else {
+        let (Some(rt), Some(mut served)) = (self.runtime.clone(), self.served) else {
             return;
         };
         let now_ms = host::now_ms();
@@ -357,12 +368,38 @@ impl HttpContext for Http {
         } else {
             Vec::new()
         };
+        // A request that may have fallen back and got no answer naming its model: the last
+        // attempt timed out or was reset (Envoy answered): its record names the model.
+        if served.nonce.is_some() && !self.answered && request::needs_details(status, false) {
+            let record = host::property(&[fallback::ATTEMPT_PROPERTY])
+                .ok()
+                .flatten()
+                .and_then(|b| fallback::AttemptRecord::decode(&b));
+            if let Some(record) = record {
+                if let Some(model) = response::last_attempt_model(&rt.cfg, &served, &record) {
+                    served = served.answered_by(model);
+                }
+                self.attempts = self.attempts.max(record.attempt);
+                self.fallback_cause = record.last_cause;
+            }
+        }
+        let usage = self.observer.usage();
+        let entry = response::access_entry(
+            &rt.cfg,
+            &served,
+            self.attempts,
+            self.fallback_cause,
+            usage,
+        );
+        if let Err(s) = host::set_property(response::ACCESS_LOG_PROPERTY, &entry) {
+            warn!("ai-gateway: could not leave the access-log entry (status {s:?})");
+        }
         let done = Finished {
             served,
             status,
             details: std::str::from_utf8(&details).unwrap_or(""),
             duration_ms: now_ms.saturating_sub(self.started_ms),
-            usage: self.observer.usage(),
+            usage,
             now_ms,
         };
         response::account(&rt.cfg, rt.as_ref(), &rt.costs, &rt.breakers, &done);

@@ -5,6 +5,7 @@
 mod host;
 mod http;
 mod stores;
+mod upstream;
 
 use crate::breaker::Breakers;
 use crate::config::{self, Config, KeyInjection};
@@ -52,10 +53,22 @@ impl Stats for Runtime {
     }
 }
 
+/// The plugin `root_id` that makes this `.wasm` the upstream filter of a cluster (one context
+/// per attempt: fallback to another model); any other root id is the downstream filter.
+pub const UPSTREAM_ROOT_ID: &str = "ai_gateway_upstream";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Role {
+    #[default]
+    Downstream,
+    Upstream,
+}
+
 #[derive(Default)]
 struct Root {
     runtime: Option<Rc<Runtime>>,
     rng: Option<Rc<RefCell<SplitMix64>>>,
+    role: Role,
 }
 
 impl Context for Root {}
@@ -95,7 +108,14 @@ impl RootContext for Root {
                 return false;
             }
         };
+        self.role = match host::property(&["plugin_root_id"]) {
+            Ok(Some(id)) if id == UPSTREAM_ROOT_ID.as_bytes() => Role::Upstream,
+            _ => Role::Downstream,
+        };
         let (authorization, key) = match cfg.key_injection {
+            // The upstream role never sets the key: the downstream filter (or the cluster's
+            // credential injector) did, and request headers carry over between attempts.
+            _ if self.role == Role::Upstream => (None, "not needed (upstream filter)"),
             KeyInjection::Filter => {
                 let a = bearer_from_env(&cfg.api_key_env);
                 let state = if a.is_some() { "present" } else { "MISSING" };
@@ -105,7 +125,11 @@ impl RootContext for Root {
             KeyInjection::Upstream => (None, "injected upstream (key_injection: upstream)"),
         };
         info!(
-            "ai-gateway: configured {} model(s), {} route(s), unknown_models={:?}, provider key {}",
+            "ai-gateway: configured as the {} filter: {} model(s), {} route(s), unknown_models={:?}, provider key {}",
+            match self.role {
+                Role::Downstream => "downstream",
+                Role::Upstream => "upstream (fallback attempts)",
+            },
             cfg.models.len(),
             cfg.routes.len(),
             cfg.unknown_models,
@@ -136,7 +160,10 @@ impl RootContext for Root {
             .rng
             .clone()
             .unwrap_or_else(|| Rc::new(RefCell::new(SplitMix64::new(host::now_ms()))));
-        Some(Box::new(http::Http::new(self.runtime.clone(), rng)))
+        match self.role {
+            Role::Downstream => Some(Box::new(http::Http::new(self.runtime.clone(), rng))),
+            Role::Upstream => Some(Box::new(upstream::Upstream::new(self.runtime.clone()))),
+        }
     }
 
     fn get_type(&self) -> Option<ContextType> {
