@@ -8,7 +8,7 @@
 use crate::body::{self, Endpoint, Plan};
 use crate::breaker::{Admission, Breakers, Outcome};
 use crate::config::Config;
-use crate::config::{EndpointKind, KeyInjection, ModelId};
+use crate::config::{KeyInjection, ModelId};
 use crate::errors::GatewayError;
 use crate::fallback::Handoff;
 use crate::header_map::HeaderMap;
@@ -60,7 +60,7 @@ pub enum Decision {
 /// What the body phase needs from the request headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
-    pub endpoint: EndpointKind,
+    pub endpoint: Endpoint,
     /// The sticky header's value, when configured and present (not empty).
     pub sticky_key: Option<Vec<u8>>,
     /// The client sent an `authorization` header of its own (or the map was unreadable).
@@ -187,7 +187,7 @@ pub struct Routed {
 
 /// The body-phase inputs that don't come from the body.
 pub struct RouteInput<'a> {
-    pub endpoint: EndpointKind,
+    pub endpoint: Endpoint,
     pub sticky_key: Option<&'a [u8]>,
     /// 64 random bits for a weighted pick (unused when sticky).
     pub roll: u64,
@@ -246,15 +246,9 @@ pub fn route<S: SharedStore>(
             system_prompt: t.system_prompt.as_deref(),
             include_usage: cfg.stream_usage,
         };
-        let rewrite = body::rewrite_prefix(body, &parsed, endpoint_of(input.endpoint), &plan)
+        let rewrite = body::rewrite_prefix(body, &parsed, input.endpoint, &plan)
             .map_err(|e| GatewayError::InvalidRequest(e.to_string()))?;
-        strip_usage = cfg.stream_usage
-            && parsed.stream()
-            && !rewrite.client_asked_usage
-            && matches!(
-                input.endpoint,
-                EndpointKind::Chat | EndpointKind::Completions
-            );
+        strip_usage = rewrite.usage_injected;
         if let Some((replaced, prefix)) = rewrite.splice {
             // Setting the body does not fix content-length (docs/design.md, "Envoy facts the
             // code depends on"): without this the upstream reads the extra bytes as the next
@@ -270,7 +264,7 @@ pub fn route<S: SharedStore>(
             let (replaced, sent) = splice.as_ref().map_or((0, 0), |(r, p)| (*r, p.len()));
             handoff = Some(Handoff {
                 nonce: input.nonce,
-                endpoint: endpoint_of(input.endpoint),
+                endpoint: input.endpoint,
                 first: format!("{}@{}", t.name, t.version_label),
                 started_ms: input.now_ms,
                 probe,
@@ -415,16 +409,6 @@ impl Verdict {
 /// data-returning host call, skipped for a plain success.
 pub fn needs_details(status: u64, stream: bool) -> bool {
     !(200..300).contains(&status) || stream
-}
-
-pub(crate) fn endpoint_of(kind: EndpointKind) -> Endpoint {
-    match kind {
-        EndpointKind::Chat => Endpoint::Chat,
-        EndpointKind::Completions => Endpoint::Completions,
-        EndpointKind::Embeddings => Endpoint::Embeddings,
-        EndpointKind::Responses => Endpoint::Responses,
-        EndpointKind::Other => Endpoint::Other,
-    }
 }
 
 /// At most `max` bytes of `s` (on a character boundary), with `…` when cut.

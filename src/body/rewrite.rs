@@ -22,6 +22,34 @@ pub enum Endpoint {
     Other,
 }
 
+/// The API path suffix of each endpoint, longest match first (`/chat/completions` before
+/// `/completions`): the one table the configuration (paths → endpoint) and the filter
+/// (`<prefix>/models`) read.
+const SUFFIXES: [(Endpoint, &str); 4] = [
+    (Endpoint::Chat, "/chat/completions"),
+    (Endpoint::Completions, "/completions"),
+    (Endpoint::Embeddings, "/embeddings"),
+    (Endpoint::Responses, "/responses"),
+];
+
+impl Endpoint {
+    /// The endpoint a configured API path serves, by its suffix.
+    pub fn of_path(path: &str) -> Endpoint {
+        SUFFIXES
+            .iter()
+            .find(|(_, suffix)| path.ends_with(suffix))
+            .map_or(Endpoint::Other, |&(e, _)| e)
+    }
+
+    /// The API prefix of a configured path (`/v1` of `/v1/chat/completions`), when the path
+    /// ends with an endpoint's suffix.
+    pub fn prefix_of(path: &str) -> Option<&str> {
+        SUFFIXES
+            .iter()
+            .find_map(|(_, suffix)| path.strip_suffix(suffix))
+    }
+}
+
 /// What to change in a body. Every field is optional; the default changes nothing.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Plan<'p> {
@@ -44,6 +72,9 @@ pub struct Rewrite {
     pub body: Option<Vec<u8>>,
     /// The client itself sent `"stream_options": {"include_usage": true}`.
     pub client_asked_usage: bool,
+    /// The rewrite asked for usage the client didn't ask for: the usage chunk of the streamed
+    /// answer is the gateway's, and is removed before the client sees it.
+    pub usage_injected: bool,
 }
 
 /// The outcome of [`rewrite_prefix`]: the same edit as [`rewrite`], as a prefix to swap.
@@ -54,6 +85,9 @@ pub struct PrefixRewrite {
     pub splice: Option<(usize, Vec<u8>)>,
     /// The client itself sent `"stream_options": {"include_usage": true}`.
     pub client_asked_usage: bool,
+    /// The rewrite asked for usage the client didn't ask for: the usage chunk of the streamed
+    /// answer is the gateway's, and is removed before the client sees it.
+    pub usage_injected: bool,
 }
 
 /// Members the gateway adds to the top-level object, in this fixed order, right after its
@@ -243,6 +277,7 @@ pub fn rewrite(
             whole
         }),
         client_asked_usage: out.client_asked_usage,
+        usage_injected: out.usage_injected,
     })
 }
 
@@ -331,24 +366,27 @@ pub fn rewrite_prefix(
         }
     }
 
+    let mut usage_injected = false;
     if plan.include_usage
         && parsed.stream
         && matches!(endpoint, Endpoint::Chat | Endpoint::Completions)
     {
+        usage_injected = true;
         match (f.stream_options, parsed.stream_options) {
             (None, _) => added.stream_options = true,
             (Some(span), _) if parsed.bytes(span) == b"null" => {
                 edits.replace(span, Text::Lit(r#"{"include_usage":true}"#));
             }
             (Some(_), Some(so)) => match so.include_usage {
-                Some(span) if parsed.bytes(span) == b"true" => {}
+                Some(span) if parsed.bytes(span) == b"true" => usage_injected = false,
                 Some(span) => edits.replace(span, Text::Lit("true")),
                 None => match so.last {
                     Some(last) => edits.insert(last, Text::Lit(r#","include_usage":true"#)),
                     None => edits.insert(so.open + 1, Text::Lit(r#""include_usage":true"#)),
                 },
             },
-            (Some(_), None) => {} // not an object: leave it to the provider
+            // Not an object: left to the provider, which then sends no usage chunk of ours.
+            (Some(_), None) => usage_injected = false,
         }
     }
 
@@ -362,6 +400,7 @@ pub fn rewrite_prefix(
         return Ok(PrefixRewrite {
             splice: None,
             client_asked_usage,
+            usage_injected,
         });
     }
     edits.sort_unstable_by_key(|e| (e.at, e.end));
@@ -384,5 +423,6 @@ pub fn rewrite_prefix(
     Ok(PrefixRewrite {
         splice: Some((replaced, out)),
         client_asked_usage,
+        usage_injected,
     })
 }

@@ -6,8 +6,8 @@ use super::defaults;
 use super::error::{ConfigError, ConfigErrors, UnknownField};
 use super::route_labels;
 use super::runtime::{
-    highest_release, resolve_reference, resolve_target, Breaker, Causes, Config, EndpointKind,
-    Model, ModelId, Named, Route, RouteId, Target, CAUSES,
+    highest_release, resolve_reference, resolve_target, Breaker, Causes, Config, Model, ModelId,
+    Named, Route, RouteId, Target, CAUSES,
 };
 use super::schema::{
     fields_at, GatewayConfig, KeyInjection, ModelConfig, PathSegment, RouteConfig, StreamUsage,
@@ -150,7 +150,7 @@ pub fn compile(raw: GatewayConfig) -> Result<Config, ConfigErrors> {
         paths: paths
             .into_iter()
             .map(|p| {
-                let kind = EndpointKind::of_path(&p);
+                let kind = crate::body::Endpoint::of_path(&p);
                 (p, kind)
             })
             .collect(),

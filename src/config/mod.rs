@@ -19,8 +19,8 @@ pub use crate::usage::Price;
 pub use compile::{compile, parse, parse_schema};
 pub use error::{ConfigError, ConfigErrors, UnknownField};
 pub use runtime::{
-    Breaker, Causes, Config, EndpointKind, Model, ModelId, Named, Route, RouteId, Target,
-    UnresolvedTarget, CAUSES,
+    Breaker, Causes, Config, Model, ModelId, Named, Route, RouteId, Target, UnresolvedTarget,
+    CAUSES,
 };
 pub use schema::KeyInjection;
 pub use schema::UnknownModels as UnknownModelsPolicy;

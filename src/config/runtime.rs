@@ -3,6 +3,7 @@
 
 use super::route_labels;
 use super::schema::{KeyInjection, UnknownModels};
+use crate::body::Endpoint;
 use crate::metrics::ErrorType;
 use crate::usage::Price;
 use std::collections::HashMap;
@@ -184,32 +185,6 @@ impl fmt::Display for Causes {
     }
 }
 
-/// The endpoint a configured path serves, which decides the parameters that apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndpointKind {
-    Chat,
-    Completions,
-    Embeddings,
-    Responses,
-    Other,
-}
-
-impl EndpointKind {
-    pub(super) fn of_path(path: &str) -> EndpointKind {
-        if path.ends_with("/chat/completions") {
-            EndpointKind::Chat
-        } else if path.ends_with("/completions") {
-            EndpointKind::Completions
-        } else if path.ends_with("/embeddings") {
-            EndpointKind::Embeddings
-        } else if path.ends_with("/responses") {
-            EndpointKind::Responses
-        } else {
-            EndpointKind::Other
-        }
-    }
-}
-
 /// The validated configuration. Built only by [`super::compile`]; every index in it is valid.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -246,7 +221,7 @@ pub struct Config {
     /// Lower-case header name.
     pub sticky_header: Option<String>,
     pub stream_usage: bool,
-    pub paths: Vec<(String, EndpointKind)>,
+    pub paths: Vec<(String, Endpoint)>,
     pub serve_models_endpoint: bool,
     pub(super) names: HashMap<String, Named>,
 }
@@ -302,7 +277,7 @@ impl Config {
     }
 
     /// The endpoint kind of a request path (query string already removed), when configured.
-    pub fn endpoint(&self, path: &str) -> Option<EndpointKind> {
+    pub fn endpoint(&self, path: &str) -> Option<Endpoint> {
         self.paths
             .iter()
             .find(|(p, _)| p == path)

@@ -1,4 +1,5 @@
 use super::*;
+use crate::body::Endpoint;
 use crate::metrics::ErrorType;
 use crate::testing::test;
 
@@ -59,8 +60,8 @@ fn accepts_the_full_example_and_resolves_names_to_indices() {
     assert_eq!(c.models[1].timeout_ms, 30_000);
     assert_eq!(c.models[1].cluster, "holysheep");
     assert_eq!(c.sticky_header.as_deref(), Some("x-user-id"));
-    assert_eq!(c.endpoint("/v1/chat/completions"), Some(EndpointKind::Chat));
-    assert_eq!(c.endpoint("/v1/responses"), Some(EndpointKind::Responses));
+    assert_eq!(c.endpoint("/v1/chat/completions"), Some(Endpoint::Chat));
+    assert_eq!(c.endpoint("/v1/responses"), Some(Endpoint::Responses));
     assert_eq!(c.endpoint("/v1/files"), None);
 }
 

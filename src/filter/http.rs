@@ -3,7 +3,8 @@
 //! "Request path").
 
 use super::{host, Runtime};
-use crate::config::{EndpointKind, KeyInjection};
+use crate::body::Endpoint;
+use crate::config::KeyInjection;
 use crate::errors::GatewayError;
 use crate::fallback;
 use crate::header_map::HeaderMap;
@@ -38,7 +39,7 @@ pub struct Http {
     runtime: Option<Rc<Runtime>>,
     rng: Rc<RefCell<SplitMix64>>,
     state: State,
-    endpoint: EndpointKind,
+    endpoint: Endpoint,
     sticky_key: Option<Vec<u8>>,
     started_ms: u64,
     served: Option<Served>,
@@ -79,7 +80,7 @@ impl Http {
             runtime,
             rng,
             state: State::Idle,
-            endpoint: EndpointKind::Other,
+            endpoint: Endpoint::Other,
             sticky_key: None,
             started_ms: 0,
             served: None,
@@ -384,13 +385,8 @@ impl HttpContext for Http {
             }
         }
         let usage = self.observer.usage();
-        let entry = response::access_entry(
-            &rt.cfg,
-            &served,
-            self.attempts,
-            self.fallback_cause,
-            usage,
-        );
+        let entry =
+            response::access_entry(&rt.cfg, &served, self.attempts, self.fallback_cause, usage);
         if let Err(s) = host::set_property(response::ACCESS_LOG_PROPERTY, &entry) {
             warn!("ai-gateway: could not leave the access-log entry (status {s:?})");
         }

@@ -208,18 +208,10 @@ fn models_paths(cfg: &Config) -> Vec<String> {
         return out;
     }
     for (path, _) in &cfg.paths {
-        for suffix in [
-            "/chat/completions",
-            "/completions",
-            "/embeddings",
-            "/responses",
-        ] {
-            if let Some(prefix) = path.strip_suffix(suffix) {
-                let p = format!("{prefix}/models");
-                if !out.contains(&p) {
-                    out.push(p);
-                }
-                break;
+        if let Some(prefix) = crate::body::Endpoint::prefix_of(path) {
+            let p = format!("{prefix}/models");
+            if !out.contains(&p) {
+                out.push(p);
             }
         }
     }

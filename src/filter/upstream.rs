@@ -44,7 +44,9 @@ fn parse_u32(bytes: &[u8]) -> Option<u32> {
 
 /// The handoff the downstream filter left, and the plan it stands for in this configuration.
 fn read_plan(rt: &Runtime) -> Option<(Handoff, Vec<ModelId>)> {
-    let bytes = host::property(&[fallback::HANDOFF_PROPERTY]).ok().flatten()?;
+    let bytes = host::property(&[fallback::HANDOFF_PROPERTY])
+        .ok()
+        .flatten()?;
     let handoff = Handoff::decode(&bytes)?;
     let Ok(first) = rt.cfg.resolve_reference(&handoff.first) else {
         debug!(
@@ -59,7 +61,9 @@ fn read_plan(rt: &Runtime) -> Option<(Handoff, Vec<ModelId>)> {
 }
 
 fn read_record() -> Option<AttemptRecord> {
-    let bytes = host::property(&[fallback::ATTEMPT_PROPERTY]).ok().flatten()?;
+    let bytes = host::property(&[fallback::ATTEMPT_PROPERTY])
+        .ok()
+        .flatten()?;
     AttemptRecord::decode(&bytes)
 }
 
@@ -103,11 +107,20 @@ impl Upstream {
             plan.len(),
             |cause| rt.cfg.fallback_on.contains(cause),
             |i| plan.get(i).is_some_and(|&m| rt.breakers.closed(m, now)),
-            |i| plan.get(i).map_or(u64::MAX, |&m| rt.cfg.model(m).timeout_ms),
+            |i| {
+                plan.get(i)
+                    .map_or(u64::MAX, |&m| rt.cfg.model(m).timeout_ms)
+            },
         );
         let (failed_index, cause) = next.failed;
         if let Some(&failed) = plan.get(usize::from(failed_index)) {
-            self.count_failure(rt, failed, cause, failed_index == 0 && n == 2 && handoff.probe, now);
+            self.count_failure(
+                rt,
+                failed,
+                cause,
+                failed_index == 0 && n == 2 && handoff.probe,
+                now,
+            );
         }
         let prev = prev.unwrap_or_default();
         let mut record = AttemptRecord {
@@ -148,7 +161,6 @@ impl Upstream {
         // Hold the headers: content-length is set once the new body is known.
         Action::Pause
     }
-
 
     fn count_failure(&self, rt: &Runtime, model: ModelId, cause: ErrorType, probe: bool, now: u64) {
         rt.add(Series::ModelErrors(ModelLabel::Model(model), cause), 1);

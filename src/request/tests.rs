@@ -100,7 +100,7 @@ fn the_header_phase_decides_models_list_passthrough_answers_and_holds() {
     assert_eq!(
         plan(&c, &h, false).decision,
         Decision::Hold(Held {
-            endpoint: EndpointKind::Embeddings,
+            endpoint: Endpoint::Embeddings,
             sticky_key: Some(b"u-42".to_vec()),
             client_authorization: true,
             remove_accept_encoding: true,
@@ -111,7 +111,7 @@ fn the_header_phase_decides_models_list_passthrough_answers_and_holds() {
     assert_eq!(
         plan(&c, &blank_user, false).decision,
         Decision::Hold(Held {
-            endpoint: EndpointKind::Chat,
+            endpoint: Endpoint::Chat,
             sticky_key: None,
             client_authorization: false,
             remove_accept_encoding: false,
@@ -135,7 +135,7 @@ fn an_api_request_without_a_usable_key_is_answered_500() {
     );
 }
 
-fn input(endpoint: EndpointKind, roll: u64) -> RouteInput<'static> {
+fn input(endpoint: Endpoint, roll: u64) -> RouteInput<'static> {
     RouteInput {
         endpoint,
         sticky_key: None,
@@ -159,7 +159,7 @@ fn set(name: &'static str, value: &str) -> HeaderEdit {
 fn a_direct_request_is_rewritten_with_its_model_settings_and_routed_to_its_cluster() {
     let c = cfg(CONFIG);
     let body = br#"{"model":"stable","max_tokens":500,"messages":[]}"#;
-    let routed = route(&c, &breakers(&c), body, &input(EndpointKind::Chat, 0)).unwrap();
+    let routed = route(&c, &breakers(&c), body, &input(Endpoint::Chat, 0)).unwrap();
     let (replaced, prefix) = routed.splice.clone().unwrap();
     let mut new_body = prefix.clone();
     new_body.extend_from_slice(&body[replaced..]);
@@ -190,7 +190,7 @@ fn with_the_key_injected_upstream_the_client_authorization_goes_and_the_marker_i
         r#""default_route":"chat","upstream":{"key_injection":"upstream"},"#,
     ));
     let body = br#"{"model":"canary"}"#;
-    let mut i = input(EndpointKind::Embeddings, 0);
+    let mut i = input(Endpoint::Embeddings, 0);
     i.authorization = None;
     i.client_authorization = true;
     // "canary" has only a pre-release: the name goes to the default route, pick by roll 0.
@@ -222,7 +222,7 @@ fn with_the_key_injected_upstream_the_client_authorization_goes_and_the_marker_i
 #[test]
 fn the_filter_mode_without_a_key_refuses_to_route() {
     let c = cfg(CONFIG);
-    let mut i = input(EndpointKind::Chat, 0);
+    let mut i = input(Endpoint::Chat, 0);
     i.authorization = None;
     assert_eq!(
         route(&c, &breakers(&c), br#"{"model":"stable"}"#, &i),
@@ -242,7 +242,7 @@ fn unknown_models_follow_the_policy_and_passthrough_leaves_the_body_alone() {
         &reject,
         &breakers(&reject),
         body.as_bytes(),
-        &input(EndpointKind::Chat, 0),
+        &input(Endpoint::Chat, 0),
     ) else {
         panic!("rejected");
     };
@@ -256,7 +256,7 @@ fn unknown_models_follow_the_policy_and_passthrough_leaves_the_body_alone() {
         &pass,
         &breakers(&pass),
         br#"{"model":"zzz"}"#,
-        &input(EndpointKind::Chat, 0),
+        &input(Endpoint::Chat, 0),
     )
     .unwrap();
     assert_eq!(routed.splice, None);
@@ -272,7 +272,7 @@ fn an_open_circuit_moves_the_pick_and_reports_the_failover_then_503_when_all_are
     let c = cfg(CONFIG);
     let b = breakers(&c);
     let now = 1_700_000_000_000;
-    let mut i = input(EndpointKind::Chat, 0);
+    let mut i = input(Endpoint::Chat, 0);
     i.now_ms = now;
     // Roll 0 picks the first target, "stable".
     let routed = route(&c, &b, br#"{"model":"chat"}"#, &i).unwrap();
@@ -310,7 +310,7 @@ fn an_open_circuit_moves_the_pick_and_reports_the_failover_then_503_when_all_are
 fn the_sticky_key_picks_the_same_model_whatever_the_roll() {
     let c = cfg(CONFIG);
     let b = breakers(&c);
-    let mut i = input(EndpointKind::Chat, 0);
+    let mut i = input(Endpoint::Chat, 0);
     i.sticky_key = Some(b"user-7");
     let first = route(&c, &b, br#"{"model":"chat"}"#, &i)
         .unwrap()
@@ -332,7 +332,7 @@ fn the_sticky_key_picks_the_same_model_whatever_the_roll() {
 fn the_injected_usage_chunk_is_stripped_only_when_the_client_did_not_ask_for_it() {
     let c = cfg(CONFIG);
     let b = breakers(&c);
-    let i = input(EndpointKind::Chat, 0);
+    let i = input(Endpoint::Chat, 0);
     let strip = |body: &str, endpoint| {
         let mut i = input(endpoint, 0);
         i.endpoint = endpoint;
@@ -341,25 +341,31 @@ fn the_injected_usage_chunk_is_stripped_only_when_the_client_did_not_ask_for_it(
             .served
             .strip_usage
     };
+    assert!(strip(r#"{"model":"stable","stream":true}"#, Endpoint::Chat));
     assert!(strip(
         r#"{"model":"stable","stream":true}"#,
-        EndpointKind::Chat
-    ));
-    assert!(strip(
-        r#"{"model":"stable","stream":true}"#,
-        EndpointKind::Completions
+        Endpoint::Completions
     ));
     assert!(!strip(
         r#"{"model":"stable","stream":false}"#,
-        EndpointKind::Chat
+        Endpoint::Chat
     ));
     assert!(!strip(
         r#"{"model":"stable","stream":true}"#,
-        EndpointKind::Responses
+        Endpoint::Responses
     ));
     assert!(!strip(
         r#"{"model":"stable","stream":true,"stream_options":{"include_usage":true}}"#,
-        EndpointKind::Chat
+        Endpoint::Chat
+    ));
+    // stream_options that is not an object is left to the provider: no usage of ours to strip.
+    assert!(!strip(
+        r#"{"model":"stable","stream":true,"stream_options":"yes"}"#,
+        Endpoint::Chat
+    ));
+    assert!(strip(
+        r#"{"model":"stable","stream":true,"stream_options":{"include_usage":false}}"#,
+        Endpoint::Chat
     ));
     let off = cfg(&CONFIG.replace(
         r#""default_route":"chat","#,
@@ -381,7 +387,7 @@ fn a_body_that_is_not_a_json_object_is_an_invalid_request() {
     let c = cfg(CONFIG);
     for body in [&b"[1]"[..], b"{", b"{\"model\":1}", b"\xff"] {
         assert!(matches!(
-            route(&c, &breakers(&c), body, &input(EndpointKind::Chat, 0)),
+            route(&c, &breakers(&c), body, &input(Endpoint::Chat, 0)),
             Err(GatewayError::InvalidRequest(_))
         ));
     }
@@ -442,7 +448,7 @@ fn fallback_config() -> Config {
 fn a_model_with_fallbacks_leaves_a_handoff_with_the_clients_original_prefix() {
     let c = fallback_config();
     let body = br#"{"model":"a","max_tokens":99,"messages":[{"role":"user","content":"hi"}]}"#;
-    let routed = route(&c, &breakers(&c), body, &input(EndpointKind::Chat, 0)).unwrap();
+    let routed = route(&c, &breakers(&c), body, &input(Endpoint::Chat, 0)).unwrap();
     let h = routed.handoff.clone().expect("a has fallbacks");
     assert_eq!(h.first, "a@1.0.0");
     assert_eq!(h.nonce, 7);
@@ -475,7 +481,7 @@ fn a_model_with_fallbacks_leaves_a_handoff_with_the_clients_original_prefix() {
         &c,
         &breakers(&c),
         br#"{"model":"c"}"#,
-        &input(EndpointKind::Chat, 0),
+        &input(Endpoint::Chat, 0),
     )
     .unwrap();
     assert_eq!(plain.handoff, None);
@@ -490,7 +496,7 @@ fn id_in(c: &Config, i: usize) -> ModelId {
 fn a_request_by_name_for_an_open_model_starts_at_its_first_healthy_fallback() {
     let c = fallback_config();
     let b = breakers(&c);
-    let i = input(EndpointKind::Chat, 0);
+    let i = input(Endpoint::Chat, 0);
     let now = i.now_ms;
     let failures = c.breaker.min_requests.max(1);
     for _ in 0..failures {

@@ -90,3 +90,22 @@ impl Rng {
         items[self.below(items.len())]
     }
 }
+
+#[test]
+fn one_suffix_table_gives_the_endpoint_and_the_api_prefix_of_a_path() {
+    use crate::body::Endpoint;
+    assert_eq!(Endpoint::of_path("/v1/chat/completions"), Endpoint::Chat);
+    assert_eq!(
+        Endpoint::of_path("/openai/v1/completions"),
+        Endpoint::Completions
+    );
+    assert_eq!(Endpoint::of_path("/v1/embeddings"), Endpoint::Embeddings);
+    assert_eq!(Endpoint::of_path("/v1/responses"), Endpoint::Responses);
+    assert_eq!(Endpoint::of_path("/v1/audio/speech"), Endpoint::Other);
+    assert_eq!(Endpoint::prefix_of("/v1/chat/completions"), Some("/v1"));
+    assert_eq!(
+        Endpoint::prefix_of("/openai/v1/completions"),
+        Some("/openai/v1")
+    );
+    assert_eq!(Endpoint::prefix_of("/v1/audio/speech"), None);
+}
