@@ -15,6 +15,8 @@ pub mod rng;
 pub mod routing;
 pub mod usage;
 
+mod bytes;
+
 #[cfg(test)]
 mod testing;
 

@@ -9,6 +9,7 @@
 //! offsets included (tested exhaustively on the boundary cases).
 
 use super::BodyError;
+use crate::bytes::{word_at, HI, LO};
 
 /// A half-open byte range `start..end` of the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,18 +67,6 @@ pub(super) fn skip_ws(b: &[u8], mut i: usize) -> usize {
         }
     }
     i
-}
-
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// The 8 bytes at `i..i + 8` as one little-endian word (byte `i` in the low bits), or `None`
-/// when fewer than 8 are left.
-#[inline(always)]
-fn word_at(b: &[u8], i: usize) -> Option<u64> {
-    b.get(i..i + 8)
-        .and_then(|w| <[u8; 8]>::try_from(w).ok())
-        .map(u64::from_le_bytes)
 }
 
 /// The first flagged byte of word `x` (which starts at `base`): its index and its value, read

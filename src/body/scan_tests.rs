@@ -53,7 +53,8 @@ fn reference(b: &[u8], i: usize) -> Result<(usize, bool), BodyError> {
 /// The scanner before the fused loop (commit 179cbe8), verbatim but for names.
 mod old {
     // `skip_utf8` and the word constants are unchanged since: the old scanner uses the live ones.
-    use super::super::{skip_utf8, syntax, BodyError, HI, LO};
+    use super::super::{skip_utf8, syntax, BodyError};
+    use crate::bytes::{HI, LO};
 
     fn find_special(b: &[u8], mut i: usize) -> usize {
         if let Some(w) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
