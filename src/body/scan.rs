@@ -29,7 +29,7 @@ pub(super) struct Member {
     pub(super) value: Span,
 }
 
-fn syntax(offset: usize, reason: &'static str) -> BodyError {
+pub(super) fn syntax(offset: usize, reason: &'static str) -> BodyError {
     BodyError::Syntax { offset, reason }
 }
 
@@ -156,7 +156,7 @@ fn special_mask(x: u64) -> u64 {
 /// saves a few wasm instructions per call, but V8 (Node 20) then runs this loop ~1.45× slower
 /// on CJK text, and so it does when the error is a bare offset.
 #[inline(never)]
-fn skip_utf8(b: &[u8], i: usize) -> Result<usize, BodyError> {
+pub(super) fn skip_utf8(b: &[u8], i: usize) -> Result<usize, BodyError> {
     let mut k = i;
     while let Some(w) = b
         .get(k..k + 4)
@@ -521,7 +521,3 @@ pub(super) fn scan_value<F: FnMut(Member)>(
         }
     }
 }
-
-#[cfg(test)]
-#[path = "scan_tests.rs"]
-mod tests;

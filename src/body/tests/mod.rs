@@ -1,5 +1,4 @@
-//! Tests of the body parser and rewriter, by topic, with the helpers they share. The
-//! scanner's own differential tests sit next to it (`scan_tests.rs`).
+//! Tests of the body parser, rewriter and scanner, by topic, with the helpers they share.
 
 mod combined;
 mod generated;
@@ -8,6 +7,7 @@ mod model;
 mod oracle;
 mod parse;
 mod refusals;
+mod scanner;
 mod size;
 mod stream_usage;
 mod system_prompt;

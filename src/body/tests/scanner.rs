@@ -4,7 +4,8 @@
 //! escapes and UTF-8 sequences straddling them, invalid UTF-8 of every kind, bodies that end
 //! inside a string.
 
-use super::{scan_string, syntax, BodyError};
+use crate::body::scan::{scan_string, syntax};
+use crate::body::BodyError;
 use crate::rng::SplitMix64;
 use crate::testing::test;
 use rand_core::RngCore;
@@ -53,7 +54,8 @@ fn reference(b: &[u8], i: usize) -> Result<(usize, bool), BodyError> {
 /// The scanner before the fused loop (commit 179cbe8), verbatim but for names.
 mod old {
     // `skip_utf8` and the word constants are unchanged since: the old scanner uses the live ones.
-    use super::super::{skip_utf8, syntax, BodyError};
+    use crate::body::scan::{skip_utf8, syntax};
+    use crate::body::BodyError;
     use crate::bytes::{HI, LO};
 
     fn find_special(b: &[u8], mut i: usize) -> usize {
