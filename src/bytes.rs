@@ -104,7 +104,7 @@ fn is_quote_or_bracket(x: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{find2, find_quote_or_bracket};
-    use crate::testing::test;
+    use crate::testing::{test, RngCore, SplitMix64, TestRng};
 
     #[test]
     fn find_quote_or_bracket_agrees_with_a_naive_search_for_every_byte_value_and_position() {
@@ -118,15 +118,11 @@ mod tests {
                 }
             }
         }
-        let mut state = 0x853c_49e6_748f_ea9bu64;
+        let mut rng = SplitMix64::new(0x853c_49e6_748f_ea9b);
         for _ in 0..20_000 {
-            let hay: Vec<u8> = (0..(state % 40) as usize)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    b"[]{}\"{;};\\\x5b\x7b\x5d\x7d\x02\xa2\xfbx "[(state % 17) as usize]
-                })
+            let len = rng.below(40);
+            let hay: Vec<u8> = (0..len)
+                .map(|_| b"[]{}\"{;};\\\x5b\x7b\x5d\x7d\x02\xa2\xfbx "[rng.below(17)])
                 .collect();
             let naive = hay.iter().position(|&x| b"\"[]{}".contains(&x));
             assert_eq!(find_quote_or_bracket(&hay), naive, "{hay:?}");
@@ -136,11 +132,9 @@ mod tests {
     #[test]
     fn find2_agrees_with_a_naive_search_for_every_position_and_length() {
         let alphabet = [b'a', b'"', b'\\', 0x80, 0xff, 0x00, 0x21, 0x5b, 0x5d];
-        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut rng = SplitMix64::new(0x2545_f491_4f6c_dd1d);
         for _ in 0..20_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            let state = rng.next_u64();
             let len = (state % 40) as usize;
             let hay: Vec<u8> = (0..len)
                 .map(|k| alphabet[((state >> (k % 48)) as usize + k * 7) % alphabet.len()])

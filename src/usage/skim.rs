@@ -144,7 +144,7 @@ pub(super) fn skip_event(hay: &[u8], any_value: bool) -> Result<(usize, bool), M
 #[cfg(test)]
 mod tests {
     use super::{next_hit, skip_event, Miss};
-    use crate::testing::test;
+    use crate::testing::{test, RngCore, SplitMix64};
 
     fn naive_next_hit(hay: &[u8], from: usize) -> Option<usize> {
         (from..hay.len()).find(|&k| {
@@ -174,11 +174,9 @@ mod tests {
             }
         }
         let alphabet = b"u\"\n\r\\ausage:\x00\x80\xff\x75\x22";
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = SplitMix64::new(0x9e37_79b9_7f4a_7c15);
         for _ in 0..50_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            let state = rng.next_u64();
             let len = (state % 48) as usize;
             let hay: Vec<u8> = (0..len)
                 .map(|k| alphabet[((state >> (k % 50)) as usize + k * 5) % alphabet.len()])

@@ -6,9 +6,7 @@
 
 use crate::body::scan::{scan_string, syntax};
 use crate::body::BodyError;
-use crate::rng::SplitMix64;
-use crate::testing::test;
-use rand_core::RngCore;
+use crate::testing::{test, RngCore, SplitMix64};
 
 /// The spec: one byte at a time; a non-ASCII run (up to the next ASCII byte) is checked by
 /// `std::str::from_utf8`, so the error offset is std's `valid_up_to`.
