@@ -1,10 +1,15 @@
-//! The test prelude: every test module under `src/` starts with `use crate::testing::test;`.
+//! The test prelude: every test module under `src/` imports from here in one line,
+//! `use crate::testing::test;` or `use crate::testing::{test, …};`.
 //!
-//! It brings in the `#[test]` attribute each target runs: compiled to wasm32-unknown-unknown
-//! (the `wasm-test` tier, `mk/hostile.mk`) that is `wasm_bindgen_test`, so every `#[test]`
-//! of the module runs under wasm-bindgen-test; elsewhere it is the built-in one. (The glob
-//! import shadows the built-in `#[test]` of the standard prelude; a module without it would
-//! compile on wasm32 too, and its tests would silently not run.)
+//! `test` is the `#[test]` attribute each target runs: compiled to wasm32-unknown-unknown (the
+//! `wasm-test` tier, `mk/hostile.mk`) it is `wasm_bindgen_test`, so every `#[test]` of the
+//! module runs under wasm-bindgen-test; elsewhere it is the built-in one. The import must name
+//! `test`: a glob import (`testing::*`) cannot shadow the standard prelude's `#[test]` (rustc
+//! reports `test` as ambiguous, E0659), and a module without the import compiles on wasm32
+//! too, its tests silently not run.
+//!
+//! It also holds what tests share: the one deterministic PRNG ([`SplitMix64`], the crate's,
+//! with [`RngCore`] and the [`TestRng`] draws).
 
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 pub(crate) use core::prelude::v1::test;
