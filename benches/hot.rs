@@ -1,7 +1,7 @@
-//! Native micro-benchmark of the filter's pure hot functions (issue 7): body parse + rewrite
-//! (1 KiB, 64 KiB, 1 MiB; parse alone also of 64 KiB of ASCII prose and of CJK text), model
-//! resolution, weighted and sticky picks, SSE usage scanning and usage-chunk stripping, and
-//! the plugin-configuration compile.
+//! Native micro-benchmark of the filter's pure hot functions (`docs/design.md`, "Performance
+//! model"): body parse + rewrite (1 KiB, 64 KiB, 1 MiB; parse alone also of 64 KiB of ASCII
+//! prose and of CJK text), model resolution, weighted and sticky picks, SSE usage scanning and
+//! usage-chunk stripping, and the plugin-configuration compile.
 //!
 //! `cargo bench` (std only, `harness = false`: no criterion, so the bench builds offline with the
 //! crate's own dependencies and runs in seconds). Arguments:

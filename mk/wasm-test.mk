@@ -36,9 +36,9 @@ $(WBT_STAMP):
 # Node instead of over a minute unoptimised.
 wasm-test: wasm-test-target wasm-bindgen-cli ## Unit tests of the pure modules compiled to wasm32, run under Node (wasm-bindgen-test)
 	@command -v node >/dev/null 2>&1 || { echo "node not found: wasm-bindgen-test runs the tests under Node.js (apt-get install nodejs)" >&2; exit 1; }
-	@# A test module without the wasm_bindgen_test import is silently skipped on wasm32: say so.
+	@# A test module without the test prelude's `test` is silently skipped on wasm32: say so.
 	@for f in $$(grep -rl --include='*.rs' '#\[test\]' src | grep -v '^src/filter/'); do \
-	  grep -q 'wasm_bindgen_test' "$$f" || echo "note: $$f has #[test]s that wasm-test does not run (add: #[cfg(all(target_arch = \"wasm32\", target_os = \"unknown\"))] use wasm_bindgen_test::wasm_bindgen_test as test;)"; \
+	  grep -qE 'use crate::testing::(test;|\{([^}]*, )?test[,}])' "$$f" || echo "note: $$f has #[test]s that wasm-test does not run (add: use crate::testing::test; see src/testing.rs)"; \
 	done
 	CARGO_PROFILE_TEST_OPT_LEVEL=1 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=$(abspath $(WBT_RUNNER)) \
 	  $(CARGO) test --target $(WASM_TEST_TARGET) -p ai-gateway-filter --lib

@@ -20,6 +20,8 @@ pub mod stats;
 pub mod store;
 pub mod usage;
 
+mod bytes;
+
 #[cfg(test)]
 mod testing;
 

@@ -60,7 +60,7 @@ const TEMPS: [f64; 7] = [
     f64::INFINITY,
 ];
 
-/// Members a full plan may change (or append).
+/// Members a full plan may change (or add, right after the opening brace).
 const TOUCHABLE: [&str; 7] = [
     "model",
     "max_tokens",

@@ -9,6 +9,7 @@
 //! offsets included (tested exhaustively on the boundary cases).
 
 use super::BodyError;
+use crate::bytes::{word_at, HI, LO};
 
 /// A half-open byte range `start..end` of the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +29,7 @@ pub(super) struct Member {
     pub(super) value: Span,
 }
 
-fn syntax(offset: usize, reason: &'static str) -> BodyError {
+pub(super) fn syntax(offset: usize, reason: &'static str) -> BodyError {
     BodyError::Syntax { offset, reason }
 }
 
@@ -66,18 +67,6 @@ pub(super) fn skip_ws(b: &[u8], mut i: usize) -> usize {
         }
     }
     i
-}
-
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// The 8 bytes at `i..i + 8` as one little-endian word (byte `i` in the low bits), or `None`
-/// when fewer than 8 are left.
-#[inline(always)]
-fn word_at(b: &[u8], i: usize) -> Option<u64> {
-    b.get(i..i + 8)
-        .and_then(|w| <[u8; 8]>::try_from(w).ok())
-        .map(u64::from_le_bytes)
 }
 
 /// The first flagged byte of word `x` (which starts at `base`): its index and its value, read
@@ -167,7 +156,7 @@ fn special_mask(x: u64) -> u64 {
 /// saves a few wasm instructions per call, but V8 (Node 20) then runs this loop ~1.45× slower
 /// on CJK text, and so it does when the error is a bare offset.
 #[inline(never)]
-fn skip_utf8(b: &[u8], i: usize) -> Result<usize, BodyError> {
+pub(super) fn skip_utf8(b: &[u8], i: usize) -> Result<usize, BodyError> {
     let mut k = i;
     while let Some(w) = b
         .get(k..k + 4)
@@ -532,7 +521,3 @@ pub(super) fn scan_value<F: FnMut(Member)>(
         }
     }
 }
-
-#[cfg(test)]
-#[path = "scan_tests.rs"]
-mod tests;

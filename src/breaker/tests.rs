@@ -1,7 +1,7 @@
 //! The circuit state machine (`TargetState`) and its codec.
 
 use super::*;
-use crate::testing::test;
+use crate::testing::{test, RngCore, SplitMix64};
 
 /// threshold 0.5, window 10 s (buckets of 1 s), min 4 requests, cooldown 30 s.
 const CFG: BreakerConfig = BreakerConfig {
@@ -38,14 +38,14 @@ fn probing() -> (TargetState, u64) {
     (state, at)
 }
 
-/// Deterministic xorshift64* generator for the randomized tests.
-struct Rng(u64);
+/// The test prelude's PRNG ([`SplitMix64`]), drawing the `u64` times and sizes these tests use.
+struct Rng(SplitMix64);
 impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(SplitMix64::new(seed))
+    }
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.0.next_u64()
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
@@ -504,7 +504,7 @@ fn retry_after_counts_whole_seconds_until_half_open() {
 
 /// States reached by random operations, to feed the codec tests.
 fn random_states(seed: u64, count: usize) -> Vec<TargetState> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut states = vec![TargetState::default()];
     let mut state = TargetState::default();
     let mut now = rng.below(u64::MAX / 2);
@@ -612,7 +612,7 @@ fn decode_rejects_unknown_versions_and_non_canonical_blobs() {
 
 #[test]
 fn decode_of_random_bytes_never_panics_and_only_accepts_canonical_blobs() {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let mut accepted = 0;
     for round in 0..20_000 {
         let len = match round % 4 {
@@ -841,7 +841,7 @@ mod shared {
 
     #[test]
     fn randomly_racing_workers_match_a_serial_replay() {
-        let mut rng = Rng(42);
+        let mut rng = Rng::new(42);
         for _ in 0..50 {
             let (store, a, b) = two_workers();
             let mut log = Vec::new();

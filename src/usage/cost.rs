@@ -78,7 +78,7 @@ impl CostAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::test;
+    use crate::testing::{test, RngCore, SplitMix64};
 
     fn usage(prompt_tokens: u64, completion_tokens: u64) -> Usage {
         Usage {
@@ -154,13 +154,8 @@ mod tests {
 
     #[test]
     fn summing_per_request_costs_equals_the_exact_total_for_random_usages() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = SplitMix64::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = move || rng.next_u64();
         for _ in 0..20 {
             let price = Price {
                 input_micros_per_mtok: next() % 100_000_000,

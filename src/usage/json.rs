@@ -20,8 +20,8 @@
 //! document (a usage committed before it stays). Skipped containers are only checked for
 //! balanced brackets, skipped strings not at all, and numbers leniently.
 
-use super::bytes::{find2, find_quote_or_bracket};
 use super::Usage;
+use crate::bytes::{find2, find_quote_or_bracket};
 
 /// Longest member name kept for comparison (the longest interesting one has 17 bytes).
 const KEY_CAP: usize = 24;

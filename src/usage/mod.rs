@@ -9,7 +9,6 @@
 //!
 //! Pure code: no host calls, no I/O, no panics on any input.
 
-mod bytes;
 mod cost;
 mod json;
 mod skim;

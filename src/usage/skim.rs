@@ -20,37 +20,7 @@
 //! hand: those go through the JSON scan as before. False alarms (`\u0065` in content, a
 //! `"usage":{` quoted in a comment line) only cost the look-ahead.
 
-/// `0x01` in every byte.
-const LO: u64 = 0x0101_0101_0101_0101;
-/// `0x80` in every byte.
-const HI: u64 = 0x8080_8080_8080_8080;
-/// `0x7f` in every byte.
-const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-
-/// Nonzero with the high bit of the lowest zero byte of `x` set; bits above it may be
-/// spurious (a borrow), never bits below.
-#[inline(always)]
-fn zero_bytes(x: u64) -> u64 {
-    x.wrapping_sub(LO) & !x & HI
-}
-
-/// The high bit of exactly every zero byte of `x` (no borrow between bytes).
-#[inline(always)]
-fn zero_bytes_exact(x: u64) -> u64 {
-    !(((x & LOW7).wrapping_add(LOW7)) | x) & HI
-}
-
-#[inline(always)]
-fn splat(b: u8) -> u64 {
-    LO.wrapping_mul(u64::from(b))
-}
-
-#[inline(always)]
-fn word(bytes: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(bytes);
-    u64::from_le_bytes(w)
-}
+use crate::bytes::{splat, word, zero_bytes, zero_bytes_exact};
 
 /// A byte the look-ahead stops at: a line end, a backslash, or a `u` with a `"` five bytes on
 /// (the shape of `usage"`).
@@ -174,7 +144,7 @@ pub(super) fn skip_event(hay: &[u8], any_value: bool) -> Result<(usize, bool), M
 #[cfg(test)]
 mod tests {
     use super::{next_hit, skip_event, Miss};
-    use crate::testing::test;
+    use crate::testing::{test, RngCore, SplitMix64};
 
     fn naive_next_hit(hay: &[u8], from: usize) -> Option<usize> {
         (from..hay.len()).find(|&k| {
@@ -204,11 +174,9 @@ mod tests {
             }
         }
         let alphabet = b"u\"\n\r\\ausage:\x00\x80\xff\x75\x22";
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = SplitMix64::new(0x9e37_79b9_7f4a_7c15);
         for _ in 0..50_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            let state = rng.next_u64();
             let len = (state % 48) as usize;
             let hay: Vec<u8> = (0..len)
                 .map(|k| alphabet[((state >> (k % 50)) as usize + k * 5) % alphabet.len()])

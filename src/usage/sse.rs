@@ -6,9 +6,9 @@
 //! other fields (`event`, `id`, `retry`, unknown) are ignored; an empty line ends the event.
 //! A payload that is not JSON (`[DONE]`) simply fails the JSON scan of its event.
 
-use super::bytes::find2;
 use super::json::{JsonScanner, Members};
 use super::skim::{skip_event, Miss};
+use crate::bytes::find2;
 
 /// Look-aheads in a row finding a `usage` member after which they stop (see `misses`).
 const MAX_MISSES: u8 = 4;

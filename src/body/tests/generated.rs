@@ -2,14 +2,14 @@
 //! look-alikes) rewrite to valid JSON that changes only the planned members, byte for byte.
 
 use super::*;
-use crate::testing::test;
+use crate::testing::{test, SplitMix64, TestRng};
 
-fn ws(rng: &mut Rng) -> &'static str {
+fn ws(rng: &mut SplitMix64) -> &'static str {
     rng.pick(&["", "", "", " ", "\n  ", "\t", " \r\n "])
 }
 
 /// Raw JSON string contents (without quotes) that decode to assorted text.
-fn gen_string(rng: &mut Rng) -> String {
+fn gen_string(rng: &mut SplitMix64) -> String {
     let parts = [
         "a",
         "hello",
@@ -42,7 +42,7 @@ fn gen_string(rng: &mut Rng) -> String {
     s
 }
 
-fn gen_number(rng: &mut Rng) -> String {
+fn gen_number(rng: &mut SplitMix64) -> String {
     rng.pick(&[
         "0",
         "-0",
@@ -67,7 +67,7 @@ fn gen_number(rng: &mut Rng) -> String {
     .to_string()
 }
 
-fn gen_value(rng: &mut Rng, depth: usize) -> String {
+fn gen_value(rng: &mut SplitMix64, depth: usize) -> String {
     let kind = if depth > 3 {
         rng.below(5)
     } else {
@@ -117,7 +117,7 @@ fn gen_value(rng: &mut Rng, depth: usize) -> String {
 }
 
 /// Spellings of a key, some with escapes, all decoding to `key`.
-fn spell(rng: &mut Rng, key: &str) -> String {
+fn spell(rng: &mut SplitMix64, key: &str) -> String {
     match rng.below(4) {
         0 => {
             // Escape the first character.
@@ -130,7 +130,7 @@ fn spell(rng: &mut Rng, key: &str) -> String {
     }
 }
 
-fn gen_tracked(rng: &mut Rng, key: &str) -> String {
+fn gen_tracked(rng: &mut SplitMix64, key: &str) -> String {
     match key {
         "model" => format!("\"{}\"", gen_string(rng)),
         "stream" => rng.pick(&["true", "true", "false", "null"]).to_string(),
@@ -198,7 +198,7 @@ const TRACKED: [&str; 8] = [
 ];
 
 /// A generated body: its text, and each top-level member as (decoded key, raw member text).
-fn gen_body(rng: &mut Rng) -> String {
+fn gen_body(rng: &mut SplitMix64) -> String {
     let mut members: Vec<String> = Vec::new();
     let extra = [
         "user", "n", "tools", "metadata", "x\\\"y", "é", "🙂", "modelx", "Model", "seed",
@@ -312,7 +312,7 @@ fn expected_cap(before: Option<&Value>, n: u64) -> Value {
 
 #[test]
 fn generated_bodies_rewrite_to_valid_json_that_changes_only_the_planned_members() {
-    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut rng = SplitMix64::new(0x1234_5678_9abc_def1);
     let endpoints = [
         Endpoint::Chat,
         Endpoint::Completions,

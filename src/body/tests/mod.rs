@@ -1,5 +1,4 @@
-//! Tests of the body parser and rewriter, by topic, with the helpers they share. The
-//! scanner's own differential tests sit next to it (`scan_tests.rs`).
+//! Tests of the body parser, rewriter and scanner, by topic, with the helpers they share.
 
 mod combined;
 mod generated;
@@ -8,6 +7,7 @@ mod model;
 mod oracle;
 mod parse;
 mod refusals;
+mod scanner;
 mod size;
 mod stream_usage;
 mod system_prompt;
@@ -67,27 +67,6 @@ fn model(m: &str) -> Plan<'_> {
     Plan {
         model: Some(m),
         ..Plan::default()
-    }
-}
-
-/// xorshift64*: small, deterministic, good enough for generating bodies.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'x>(&mut self, items: &[&'x str]) -> &'x str {
-        items[self.below(items.len())]
     }
 }
 

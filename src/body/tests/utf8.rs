@@ -2,7 +2,7 @@
 //! random text, and non-ASCII bytes outside strings.
 
 use super::*;
-use crate::testing::test;
+use crate::testing::{test, SplitMix64, TestRng};
 
 /// parse() must refuse exactly the bodies std refuses as UTF-8, at the same offset.
 fn check_utf8_like_std(body: &[u8]) {
@@ -70,7 +70,7 @@ fn utf8_validation_matches_std_on_random_text() {
         b"\xed\xa0\x80",
         b"\xff",
     ];
-    let mut rng = Rng(42);
+    let mut rng = SplitMix64::new(42);
     for _ in 0..20_000 {
         let mut text = Vec::new();
         for _ in 0..rng.below(12) {

@@ -333,7 +333,7 @@ fn gives_up_holding_a_member_past_the_cap() {
 
 #[test]
 fn never_panics_and_only_removes_null_usages_from_garbage() {
-    let mut rng = XorShift::new(11);
+    let mut rng = SplitMix64::new(11);
     for round in 0..2_000 {
         let len = rng.below(600);
         let alphabet: &[u8] = [

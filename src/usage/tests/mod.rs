@@ -9,33 +9,7 @@ mod stripper;
 mod throughput;
 
 use super::{Format, Usage, UsageChunkStripper, UsageScanner};
-
-/// Tiny deterministic PRNG for reproducible splits and inputs.
-pub(super) struct XorShift(u64);
-
-impl XorShift {
-    pub(super) fn new(seed: u64) -> Self {
-        XorShift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-
-    pub(super) fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Uniform-ish in `0..n` (0 when `n` is 0).
-    pub(super) fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
+use crate::testing::{RngCore, SplitMix64, TestRng};
 
 /// Cuts `input` at the given increasing positions.
 pub(super) fn cut<'a>(input: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
@@ -56,7 +30,7 @@ pub(super) fn split_plans(len: usize, seed: u64) -> Vec<Vec<usize>> {
     let mut plans = vec![Vec::new()];
     plans.extend((0..=len).map(|at| vec![at]));
     plans.push((1..len).collect());
-    let mut rng = XorShift::new(seed);
+    let mut rng = SplitMix64::new(seed);
     for round in 0..200 {
         let max_piece = [1, 2, 3, 5, 8, 13, 64, 300][round % 8];
         plans.push(random_cuts(len, &mut rng, max_piece));
@@ -65,7 +39,7 @@ pub(super) fn split_plans(len: usize, seed: u64) -> Vec<Vec<usize>> {
 }
 
 /// Pseudo-random cut positions for `len` bytes, pieces of `0..=max_piece` bytes.
-pub(super) fn random_cuts(len: usize, rng: &mut XorShift, max_piece: usize) -> Vec<usize> {
+pub(super) fn random_cuts(len: usize, rng: &mut SplitMix64, max_piece: usize) -> Vec<usize> {
     let mut cuts = Vec::new();
     let mut at = 0;
     loop {
@@ -126,7 +100,7 @@ pub(super) fn assert_stripped_for_all_splits(input: &[u8], expected: &[u8]) {
 /// Asserts the stripper turns `input` into `expected` for `rounds` more pseudo-random many-way
 /// splits (pieces of 0 to 1..=96 bytes).
 pub(super) fn assert_stripped_for_random_splits(input: &[u8], expected: &[u8], rounds: usize) {
-    let mut rng = XorShift::new(input.len() as u64 ^ 0xc0ffee);
+    let mut rng = SplitMix64::new(input.len() as u64 ^ 0xc0ffee);
     for round in 0..rounds {
         let cuts = random_cuts(input.len(), &mut rng, 1 + round % 96);
         let (out, _) = strip(&cut(input, &cuts), round % 2 == 0);

@@ -279,18 +279,18 @@ fn finds_usage_behind_very_deep_nesting_in_constant_memory() {
     assert!(std::mem::size_of::<UsageScanner>() <= 160);
 }
 
-fn pick(rng: &mut XorShift, alphabet: &[u8]) -> u8 {
+fn pick(rng: &mut SplitMix64, alphabet: &[u8]) -> u8 {
     alphabet[rng.below(alphabet.len())]
 }
 
 #[test]
 fn finds_no_usage_in_garbage_and_never_panics() {
-    let mut rng = XorShift::new(7);
+    let mut rng = SplitMix64::new(7);
     for round in 0..500 {
         let len = rng.below(2_000);
         let garbage: Vec<u8> = (0..len)
             .map(|_| match round % 3 {
-                0 => rng.next() as u8,
+                0 => rng.next_u64() as u8,
                 1 => pick(&mut rng, b"{}[]\":,\\ \n\rdatu0123456789-.eE"),
                 _ => pick(&mut rng, b"{\"usage\":prompt_tokens[]} \ndata:"),
             })
@@ -326,7 +326,7 @@ fn finds_no_usage_in_garbage_and_never_panics() {
 
 #[test]
 fn never_panics_on_mutated_and_truncated_fixtures() {
-    let mut rng = XorShift::new(11);
+    let mut rng = SplitMix64::new(11);
     let fixtures = [
         CHAT_JSON,
         CHAT_SSE,
@@ -344,7 +344,7 @@ fn never_panics_on_mutated_and_truncated_fixtures() {
             }
             let at = rng.below(bytes.len());
             match rng.below(3) {
-                0 => bytes[at] = rng.next() as u8,
+                0 => bytes[at] = rng.next_u64() as u8,
                 1 => {
                     bytes.remove(at);
                 }

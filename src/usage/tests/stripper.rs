@@ -268,7 +268,7 @@ fn gives_up_holding_an_undecided_event_past_the_cap() {
 
 #[test]
 fn passes_garbage_unchanged_and_never_panics() {
-    let mut rng = XorShift::new(3);
+    let mut rng = SplitMix64::new(3);
     for round in 0..300 {
         let len = rng.below(3_000);
         let alphabet: &[u8] = if round % 2 == 0 {

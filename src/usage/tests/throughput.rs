@@ -28,7 +28,7 @@ const WORDS: &[&str] = &[
 /// each), then the usage chunk and `[DONE]`; and how many content chunks there are.
 fn chat_stream(size: usize) -> (Vec<u8>, usize) {
     let mut chunks = 0;
-    let mut rng = XorShift::new(99);
+    let mut rng = SplitMix64::new(99);
     let mut stream = Vec::with_capacity(size + 1024);
     while stream.len() < size {
         let mut content = String::new();
@@ -131,7 +131,7 @@ fn throughput_of_scanning_and_stripping_a_10_mb_sse_stream() {
     println!("10 MB JSON body with one long content string: UsageScanner {rate:.0} MB/s");
 
     let embeddings = {
-        let mut rng = XorShift::new(5);
+        let mut rng = SplitMix64::new(5);
         let mut doc = String::from("{\"object\":\"list\",\"data\":[");
         let mut index = 0;
         while doc.len() < 10_000_000 {

@@ -4,10 +4,9 @@
 //! escapes and UTF-8 sequences straddling them, invalid UTF-8 of every kind, bodies that end
 //! inside a string.
 
-use super::{scan_string, syntax, BodyError};
-use crate::rng::SplitMix64;
-use crate::testing::test;
-use rand_core::RngCore;
+use crate::body::scan::{scan_string, syntax};
+use crate::body::BodyError;
+use crate::testing::{test, RngCore, SplitMix64};
 
 /// The spec: one byte at a time; a non-ASCII run (up to the next ASCII byte) is checked by
 /// `std::str::from_utf8`, so the error offset is std's `valid_up_to`.
@@ -53,7 +52,9 @@ fn reference(b: &[u8], i: usize) -> Result<(usize, bool), BodyError> {
 /// The scanner before the fused loop (commit 179cbe8), verbatim but for names.
 mod old {
     // `skip_utf8` and the word constants are unchanged since: the old scanner uses the live ones.
-    use super::super::{skip_utf8, syntax, BodyError, HI, LO};
+    use crate::body::scan::{skip_utf8, syntax};
+    use crate::body::BodyError;
+    use crate::bytes::{HI, LO};
 
     fn find_special(b: &[u8], mut i: usize) -> usize {
         if let Some(w) = b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
