@@ -67,19 +67,18 @@ impl UsageScanner {
         UsageScanner { inner }
     }
 
-    /// The scanner without the SSE look-ahead, and how many events its look-ahead stepped
-    /// over: for the tests.
-    #[cfg(test)]
-    pub(crate) fn reference(format: Format) -> Self {
+    /// The scanner without the SSE look-ahead: every event parsed, the reference the
+    /// look-ahead is checked against (unit tests, fuzz oracles).
+    pub fn reference(format: Format) -> Self {
         let mut scanner = UsageScanner::new(format);
         if let Inner::Sse(sse) = &mut scanner.inner {
-            sse.slow = true;
+            sse.look_ahead = false;
         }
         scanner
     }
 
-    #[cfg(test)]
-    pub(crate) fn skipped(&self) -> usize {
+    /// How many SSE events the look-ahead stepped over so far.
+    pub fn skipped(&self) -> usize {
         match &self.inner {
             Inner::Json(_) => 0,
             Inner::Sse(sse) => sse.skipped,

@@ -95,11 +95,10 @@ pub(super) struct SseScanner {
     /// stream is taken to have one in every event (for the stripper, `include_usage`'s
     /// `"usage":null`) and look-aheads stop, so they cost it at most a few events' bytes.
     misses: u8,
-    /// Never step over events (the reference the tests compare the look-ahead with).
-    #[cfg(test)]
-    pub(super) slow: bool,
-    /// Events stepped over so far (the tests check the look-ahead is taken).
-    #[cfg(test)]
+    /// Step over events that can't hold a member that matters (off: the reference parse that
+    /// the tests and the fuzz oracles compare the look-ahead with).
+    pub(super) look_ahead: bool,
+    /// Events stepped over so far.
     pub(super) skipped: usize,
     json: JsonScanner,
 }
@@ -112,9 +111,7 @@ impl SseScanner {
             had_data: false,
             looked: false,
             misses: 0,
-            #[cfg(test)]
-            slow: false,
-            #[cfg(test)]
+            look_ahead: true,
             skipped: 0,
             json: JsonScanner::new(),
         }
@@ -158,7 +155,7 @@ impl SseScanner {
                     if !self.had_data
                         && !self.looked
                         && self.misses < MAX_MISSES
-                        && self.may_skim()
+                        && self.look_ahead
                         && sink.may_skip()
                     {
                         self.looked = true;
@@ -168,10 +165,7 @@ impl SseScanner {
                                 self.after_cr = cr;
                                 self.looked = false;
                                 self.misses = 0;
-                                #[cfg(test)]
-                                {
-                                    self.skipped += 1;
-                                }
+                                self.skipped += 1;
                                 sink.skipped();
                                 continue;
                             }
@@ -249,15 +243,6 @@ impl SseScanner {
                 },
             }
         }
-    }
-
-    /// Whether events may be stepped over (always, but in the tests' reference parser).
-    #[inline(always)]
-    fn may_skim(&self) -> bool {
-        #[cfg(test)]
-        return !self.slow;
-        #[cfg(not(test))]
-        true
     }
 
     fn begin_data<S: Sink>(&mut self, sink: &mut S) {

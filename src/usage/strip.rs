@@ -193,17 +193,16 @@ impl UsageChunkStripper {
         self.sse.json().usage()
     }
 
-    /// The stripper without the SSE look-ahead, and how many events its look-ahead stepped
-    /// over: for the tests.
-    #[cfg(test)]
-    pub(super) fn reference() -> Self {
+    /// The stripper without the SSE look-ahead: every event parsed, the reference the
+    /// look-ahead is checked against (unit tests, fuzz oracles).
+    pub fn reference() -> Self {
         let mut stripper = Self::new();
-        stripper.sse.slow = true;
+        stripper.sse.look_ahead = false;
         stripper
     }
 
-    #[cfg(test)]
-    pub(super) fn skipped(&self) -> usize {
+    /// How many SSE events the look-ahead stepped over so far.
+    pub fn skipped(&self) -> usize {
         self.sse.skipped
     }
 
