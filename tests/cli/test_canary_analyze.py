@@ -71,6 +71,7 @@ def prometheus():
 
 
 CANARY_SEL = 'route="chat",model="deepseek-v3.2",version="2.0.0-canary.1"'
+CANARY_PICKS = 'ai_gateway_router_selections_total{model="deepseek-v3.2",version="2.0.0-canary.1"}'
 # Order matters: the first matching key answers (errors before requests, canary before stable).
 HEALTHY = {
     "ai_gateway_circuit_open": 0,
@@ -83,6 +84,10 @@ HEALTHY = {
     'route="chat",status=~"5..|429"': 9,
     "ai_gateway_request_duration_milliseconds_bucket": 400,
     'ai_gateway_requests_total{route="chat"}': 900,
+    # Router picks (ai_gateway_router_selections_total), over every route: stable first (its
+    # query names the canary in `unless`), then the canary.
+    "ai_gateway_router_selections_total[": 900,
+    'ai_gateway_router_selections_total{model="deepseek-v3.2",version="2.0.0-canary.1"}': 100,
 }
 
 
@@ -108,7 +113,7 @@ def test_a_healthy_canary_is_promoted_and_the_evidence_printed(ag, prometheus):
         f'sum(increase(ai_gateway_requests_total{{{CANARY_SEL},status=~"5..|429"}}[10m]))',
         f"histogram_quantile(0.95, sum by (le) (rate(ai_gateway_request_duration_milliseconds_bucket{{{CANARY_SEL}}}[10m])))",
         'sum(increase(ai_gateway_model_errors_total{model="deepseek-v3.2",version="2.0.0-canary.1"}[10m]))',
-        'sum(increase(ai_gateway_requests_total{model="deepseek-v3.2",version="2.0.0-canary.1"}[10m]))',
+        'sum(increase(ai_gateway_router_selections_total{model="deepseek-v3.2",version="2.0.0-canary.1"}[10m]))',
         'sum(increase(ai_gateway_requests_total{route="chat"}[10m]) unless on(model, version) '
         'ai_gateway_requests_total{model="deepseek-v3.2",version="2.0.0-canary.1"})',
         'sum(increase(ai_gateway_requests_total{route="chat",status=~"5..|429"}[10m]) unless on(model, version) '
@@ -117,8 +122,8 @@ def test_a_healthy_canary_is_promoted_and_the_evidence_printed(ag, prometheus):
         'unless on(model, version) ai_gateway_request_duration_milliseconds_bucket{model="deepseek-v3.2",version="2.0.0-canary.1"}))',
         'sum(increase(ai_gateway_model_errors_total[10m]) and on(model, version) ai_gateway_requests_total{route="chat"} '
         'unless on(model, version) ai_gateway_requests_total{model="deepseek-v3.2",version="2.0.0-canary.1"})',
-        'sum(increase(ai_gateway_requests_total[10m]) and on(model, version) ai_gateway_requests_total{route="chat"} '
-        'unless on(model, version) ai_gateway_requests_total{model="deepseek-v3.2",version="2.0.0-canary.1"})',
+        'sum(increase(ai_gateway_router_selections_total[10m]) and on(model, version) ai_gateway_router_selections_total{route="chat"} '
+        'unless on(model, version) ai_gateway_router_selections_total{model="deepseek-v3.2",version="2.0.0-canary.1"})',
     ]
     for q in prom.queries:
         assert q in r.out, "each query is printed with its number"
@@ -130,9 +135,9 @@ def test_a_healthy_canary_is_promoted_and_the_evidence_printed(ag, prometheus):
         ({f'{CANARY_SEL},status=~"5..|429"': 10}, 20, "rollback", "error ratio: canary 0.1000 vs stable 0.0100, +0.0900 > 0.02"),
         ({f"ai_gateway_request_duration_milliseconds_bucket{{{CANARY_SEL}}}": 900}, 20, "rollback",
          "p95 latency: canary 900.0 ms vs stable 400.0 ms, ×2.25 > ×1.5"),
-        ({f"ai_gateway_requests_total{{{CANARY_SEL}}}": 49}, 10, "hold",
+        ({f"ai_gateway_requests_total{{{CANARY_SEL}}}": 49, CANARY_PICKS: 49}, 10, "hold",
          "too few requests to judge: canary 49, stable 900 (--min-requests 50)"),
-        ({f"ai_gateway_requests_total{{{CANARY_SEL}}}": None}, 10, "hold",
+        ({f"ai_gateway_requests_total{{{CANARY_SEL}}}": None, CANARY_PICKS: None}, 10, "hold",
          "too few requests to judge: canary 0, stable 900 (--min-requests 50)"),
         ({f"ai_gateway_request_duration_milliseconds_bucket{{{CANARY_SEL}}}": "NaN"}, 10, "hold",
          "cannot judge p95 latency (no histogram data)"),
@@ -170,6 +175,24 @@ def test_a_canary_whose_attempts_fail_is_rolled_back_though_every_client_got_a_2
     doc = json.loads(r.out)
     assert doc["canary_side"]["errors"] == 0 and doc["canary_side"]["attempt_errors"] == 60, doc
     assert doc["stable_side"]["attempt_errors"] == 9 and doc["stable_side"]["requests_all_routes"] == 900, doc
+
+
+def test_a_canary_whose_every_pick_fell_back_is_judged_on_its_picks(ag, prometheus):
+    """Every request the router gave the canary failed and a fallback model answered it: no
+    ai_gateway_requests_total carries the canary's labels, but its picks
+    (ai_gateway_router_selections_total) and failed attempts do: rollback, not "too few"."""
+    prom = prometheus(
+        {
+            **{k: v for k, v in HEALTHY.items() if k != f"ai_gateway_requests_total{{{CANARY_SEL}}}"},
+            f"ai_gateway_requests_total{{{CANARY_SEL}}}": None,
+            f'{CANARY_SEL},status=~"5..|429"': None,
+            f"ai_gateway_request_duration_milliseconds_bucket{{{CANARY_SEL}}}": None,
+            'ai_gateway_model_errors_total{model="deepseek-v3.2",version="2.0.0-canary.1"}': 100,
+        }
+    )
+    r = analyze(ag, prom)
+    assert r.code == 20, r
+    assert "  failed attempts per request: canary 1.0000 vs stable 0.0100, +0.9900 > 0.02" in r.lines, r.out
 
 
 def test_thresholds_are_flags(ag, prometheus):

@@ -83,7 +83,10 @@ pub struct Side {
     /// Failed attempts at these models (`ai_gateway_model_errors_total`), over every route:
     /// a request saved by a fallback model is a client success but still a failed attempt.
     pub attempt_errors: f64,
-    /// Requests to these models over every route (the base of `attempt_errors`; None: no data).
+    /// Times the router picked these models, over every route
+    /// (`ai_gateway_router_selections_total`): the base of `attempt_errors`. A pick whose
+    /// attempts all failed and that another model answered still counts here, where
+    /// `requests` (labelled by the model that answered) does not. None: no data.
     pub requests_all_routes: Option<f64>,
     /// p95 latency in ms (None: no data).
     pub p95_ms: Option<f64>,
@@ -116,11 +119,14 @@ pub fn decide(canary: &Side, stable: &Side, t: &Thresholds) -> (Verdict, Vec<Str
             metrics::CIRCUIT_OPEN.name
         ));
     }
-    if canary.requests < t.min_requests || stable.requests < t.min_requests {
+    // Judged on what the router sent each side: a canary whose every request fell back to
+    // another model has no requests of its own, but its picks are there.
+    let volume = |s: &Side| s.requests.max(s.requests_all_routes.unwrap_or(0.0));
+    if volume(canary) < t.min_requests || volume(stable) < t.min_requests {
         reasons.push(format!(
             "too few requests to judge: canary {}, stable {} (--min-requests {})",
-            n(canary.requests),
-            n(stable.requests),
+            n(volume(canary)),
+            n(volume(stable)),
             n(t.min_requests)
         ));
         let v = if rollback {
@@ -130,7 +136,13 @@ pub fn decide(canary: &Side, stable: &Side, t: &Thresholds) -> (Verdict, Vec<Str
         };
         return (v, reasons);
     }
-    let ratio = |s: &Side| s.errors / s.requests;
+    let ratio = |s: &Side| {
+        if s.requests > 0.0 {
+            s.errors / s.requests
+        } else {
+            0.0
+        }
+    };
     let (ec, es) = (ratio(canary), ratio(stable));
     if ec - es > t.max_error_ratio_delta {
         rollback = true;
@@ -244,6 +256,7 @@ pub struct Queries {
 pub fn queries(route: &str, model: &str, version: &str, window: &str) -> Queries {
     let (r, m, v) = (q(route), q(model), q(version));
     let requests = metrics::REQUESTS.name;
+    let selections = metrics::SELECTIONS.name;
     let buckets = format!("{}_bucket", metrics::DURATION.name);
     let cost = metrics::COST.name;
     let model_errors = metrics::MODEL_ERRORS.name;
@@ -274,8 +287,10 @@ pub fn queries(route: &str, model: &str, version: &str, window: &str) -> Queries
             format!("sum(increase({cost}[{window}]) {in_route} {not_canary})"),
         ],
         all_requests: [
-            format!("sum(increase({requests}{{model={m},version={v}}}[{window}]))"),
-            format!("sum(increase({requests}[{window}]) {in_route} {not_canary})"),
+            format!("sum(increase({selections}{{model={m},version={v}}}[{window}]))"),
+            format!(
+                "sum(increase({selections}[{window}]) and on(model, version) {selections}{{route={r}}} unless on(model, version) {selections}{{model={m},version={v}}})"
+            ),
         ],
         circuit: format!("max(max_over_time({circuit}{{model={m},version={v}}}[{window}]))"),
     }
@@ -367,7 +382,10 @@ pub fn run(a: &AnalyzeArgs) -> i32 {
             sides[i].p95_ms = ask(&format!("{who} p95 latency (ms)"), &qs.p95[i])?;
             sides[i].attempt_errors =
                 ask(&format!("{who} failed attempts"), &qs.attempt_errors[i])?.unwrap_or(0.0);
-            let all = ask(&format!("{who} requests, all routes"), &qs.all_requests[i])?;
+            let all = ask(
+                &format!("{who} router picks, all routes"),
+                &qs.all_requests[i],
+            )?;
             sides[i].requests_all_routes = all;
             if a.max_cost_ratio.is_some() {
                 let cost = ask(&format!("{who} cost (µ$)"), &qs.cost[i])?;
@@ -536,6 +554,24 @@ mod tests {
             why[1],
             "failed attempts per request: canary 0.0200 vs stable 0.0100 (within +0.02)"
         );
+    }
+
+    #[test]
+    fn a_canary_that_answered_nothing_itself_is_judged_on_its_picks() {
+        // Every pick of the canary failed and a fallback model answered: no request carries
+        // the canary's labels, but the router picked it 100 times and 100 attempts failed.
+        let mut c = side(0.0, 0.0, 100.0);
+        c.p95_ms = None;
+        c.requests_all_routes = Some(100.0);
+        c.attempt_errors = 100.0;
+        let (v, why) = decide(&c, &side(900.0, 9.0, 100.0), &T);
+        assert_eq!(v, Verdict::Rollback, "{why:?}");
+        assert!(why
+            .iter()
+            .any(|w| w.starts_with("failed attempts per request: canary 1.0000")));
+        // Without picks either: too little traffic, as before.
+        c.requests_all_routes = Some(0.0);
+        assert_eq!(decide(&c, &side(900.0, 9.0, 100.0), &T).0, Verdict::Hold);
     }
 
     #[test]
