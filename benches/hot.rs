@@ -283,14 +283,7 @@ fn request_path(cfg: &Config, body: &[u8], roll: u64) -> usize {
     let Some(m) = routing::pick_weighted(route, |_| true, roll) else {
         return 0;
     };
-    let t = cfg.model(m);
-    let plan = Plan {
-        model: Some(&t.name),
-        max_tokens: t.max_tokens,
-        temperature: t.temperature,
-        system_prompt: t.system_prompt.as_deref(),
-        include_usage: cfg.stream_usage,
-    };
+    let plan = ai_gateway_filter::request::plan_for(cfg, m);
     match body::rewrite(body, &parsed, Endpoint::Chat, &plan) {
         Ok(rw) => rw.body.map_or(body.len(), |b| b.len()),
         Err(_) => 0,

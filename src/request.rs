@@ -148,6 +148,20 @@ pub fn on_headers(gw: &Gateway, headers: Option<&HeaderMap>, end_of_stream: bool
     }))
 }
 
+/// What the rewrite does for a model: its name, `max_tokens` cap, `temperature` default and
+/// system prompt, and the usage request of streams (`stream_usage`). The first attempt and a
+/// fallback attempt apply the same plan.
+pub fn plan_for<'c>(cfg: &'c Config, model: ModelId) -> Plan<'c> {
+    let m = cfg.model(model);
+    Plan {
+        model: Some(&m.name),
+        max_tokens: m.max_tokens,
+        temperature: m.temperature,
+        system_prompt: m.system_prompt.as_deref(),
+        include_usage: cfg.stream_usage,
+    }
+}
+
 /// What served a request, kept for the response and the access accounting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Served {
@@ -237,15 +251,9 @@ pub fn route<S: SharedStore>(
     let mut splice = None;
     let mut strip_usage = false;
     let mut handoff = None;
-    let model = target.map(|m| cfg.model(m));
-    if let Some(t) = model {
-        let plan = Plan {
-            model: Some(&t.name),
-            max_tokens: t.max_tokens,
-            temperature: t.temperature,
-            system_prompt: t.system_prompt.as_deref(),
-            include_usage: cfg.stream_usage,
-        };
+    let model = target.map(|m| (m, cfg.model(m)));
+    if let Some((id, t)) = model {
+        let plan = plan_for(cfg, id);
         let rewrite = body::rewrite_prefix(body, &parsed, input.endpoint, &plan)
             .map_err(|e| GatewayError::InvalidRequest(e.to_string()))?;
         strip_usage = rewrite.usage_injected;
@@ -275,7 +283,7 @@ pub fn route<S: SharedStore>(
         }
     }
 
-    let (cluster, per_try) = match model {
+    let (cluster, per_try) = match model.map(|(_, t)| t) {
         Some(t) => (t.cluster.as_str(), t.timeout_header.as_str()),
         None => (cfg.cluster.as_str(), cfg.timeout_header()),
     };

@@ -10,7 +10,6 @@
 //! filter left): so every attempt `n ≥ 2` sets `content-length` to its own body's length.
 
 use super::{host, Runtime};
-use crate::body::Plan;
 use crate::breaker::Outcome;
 use crate::config::ModelId;
 use crate::fallback::{self, Attempt, AttemptRecord, Handoff};
@@ -188,14 +187,7 @@ impl Upstream {
                 return;
             }
         };
-        let m = rt.cfg.model(model);
-        let plan = Plan {
-            model: Some(&m.name),
-            max_tokens: m.max_tokens,
-            temperature: m.temperature,
-            system_prompt: m.system_prompt.as_deref(),
-            include_usage: rt.cfg.stream_usage,
-        };
+        let plan = crate::request::plan_for(&rt.cfg, model);
         match fallback::refit(&sent, &f.handoff, &plan) {
             Ok(r) => {
                 if let Err(s) = host::set_buffer(BufferType::HttpRequestBody, 0, r.drain, &r.prefix)

@@ -461,14 +461,7 @@ fn a_model_with_fallbacks_leaves_a_handoff_with_the_clients_original_prefix() {
     // The fallback body rebuilt from the handoff is the rewrite of the client's body for bee.
     let mut sent = prefix;
     sent.extend_from_slice(&body[replaced..]);
-    let bee = c.model(id_in(&c, 1));
-    let plan = Plan {
-        model: Some(&bee.name),
-        max_tokens: bee.max_tokens,
-        temperature: bee.temperature,
-        system_prompt: bee.system_prompt.as_deref(),
-        include_usage: c.stream_usage,
-    };
+    let plan = plan_for(&c, id_in(&c, 1));
     let r = crate::fallback::refit(&sent, &h, &plan).unwrap();
     let mut refit = r.prefix.clone();
     refit.extend_from_slice(&sent[r.drain..]);

@@ -439,12 +439,14 @@ def test_every_target_open_gives_503_no_healthy_target_with_retry_after(mock, en
 
 
 # --------------------------------------------------------------------------------------------
-# Per-model timeouts (x-envoy-upstream-rq-timeout-ms from timeout_ms)
+# Per-model timeouts (x-envoy-upstream-rq-per-try-timeout-ms from timeout_ms: one attempt, until
+# its response starts); one attempt per request here, so a timeout reaches the client.
 # --------------------------------------------------------------------------------------------
 
 
 def timeouts_config() -> dict:
     cfg = plugin_config()
+    cfg["max_attempts"] = 1
     for model in cfg["models"]:
         if model["name"] == STABLE:
             model["timeout_ms"] = 1000
@@ -466,7 +468,7 @@ def test_a_slow_model_gets_504_at_its_timeout_while_another_models_longer_timeou
     assert served_model(reply) is None or served_model(reply) == STABLE
     assert took >= 1.0, f"504 after {took:.2f}s, before the model's 1000 ms timeout"
     assert took < delay_ms / 1000, f"took {took:.2f}s: the provider's answer, not the timeout"
-    # The provider did get the request (one attempt: the request timeout is not retried).
+    # The provider did get the request (one attempt: max_attempts 1).
     assert m.last_id() == 1 and m.received(1).json()["model"] == STABLE
 
     t0 = time.monotonic()
@@ -481,8 +483,8 @@ def test_a_slow_model_gets_504_at_its_timeout_while_another_models_longer_timeou
 
 def test_a_timeout_is_counted_as_error_type_timeout(mock, envoy):
     """docs/metrics.md: error_type ``timeout`` for a request cut by its timeout. Envoy 1.40 gives
-    ``response_code_details`` = ``response_timeout`` (not ``upstream_response_timeout``) for the
-    request timeout that x-envoy-upstream-rq-timeout-ms sets."""
+    ``response_code_details`` = ``upstream_per_try_timeout`` for the per-attempt timeout the
+    filter sets from timeout_ms (and ``response_timeout`` for max_duration_ms)."""
     m = mock("provider")
     gw = envoy(m, timeouts_config())
     before = gw.wasm_vm_health()
@@ -496,12 +498,14 @@ def test_a_timeout_is_counted_as_error_type_timeout(mock, envoy):
     assert errors == {"timeout": 1, "http_5xx": 0}, errors
 
 
-def test_a_stream_cut_by_its_timeout_counts_as_a_failure(mock, envoy):
-    """A stream that outlives the model's timeout_ms is cut by Envoy mid-body (the client got a
-    200 and a truncated stream). That is a timeout for the circuit breaker and the metrics,
-    not a success."""
+def test_a_stream_cut_by_max_duration_counts_as_a_failure(mock, envoy):
+    """A stream that outlives max_duration_ms (the whole request) is cut by Envoy mid-body (the
+    client got a 200 and a truncated stream). That is a timeout for the circuit breaker and the
+    metrics, not a success. (timeout_ms never cuts a stream that started: see below.)"""
     m = mock("provider")
-    gw = envoy(m, timeouts_config())
+    cfg = timeouts_config()
+    cfg["max_duration_ms"] = 1000
+    gw = envoy(m, cfg)
     before = gw.wasm_vm_health()
     status, _, got, complete, _ = stream_request(gw, STABLE, {"x-mock-chunks": "4", "x-mock-chunk-delay-ms": "500"})
     assert status == 200 and not complete, got[-200:]
@@ -529,15 +533,17 @@ def test_a_stream_cut_by_per_try_idle_timeout_counts_as_a_failure(mock, envoy, m
 # --------------------------------------------------------------------------------------------
 
 
-def test_per_try_timeout_bounds_the_wait_for_headers_but_never_cuts_a_started_stream(mock, envoy, monkeypatch):
-    doc = load_demo_yaml()
-    route_cfg(doc)["retry_policy"]["per_try_timeout"] = "0.5s"
+def test_timeout_ms_bounds_the_wait_for_headers_but_never_cuts_a_started_stream(mock, envoy):
+    """timeout_ms is Envoy's per-try timeout (the filter sets it per request): it bounds each
+    attempt until its response starts, and Envoy ignores it afterwards — a long stream that
+    keeps sending is never cut by it (a ten-minute stream, scaled down)."""
+    cfg = plugin_config()
+    cfg["timeout_ms"] = 500
     m = mock("provider")
-    with envoy_config(monkeypatch, doc):
-        gw = envoy(m, plugin_config())
+    gw = envoy(m, cfg)
     before = gw.wasm_vm_health()
 
-    # A stream lasting > 2 s, 600 ms between events (each gap > per_try_timeout): delivered whole.
+    # A stream lasting > 2 s, 600 ms between events (each gap > timeout_ms): delivered whole.
     status, headers, got, complete, took = stream_request(
         gw, STABLE, {"x-mock-chunks": "3", "x-mock-chunk-delay-ms": "600"}
     )
@@ -545,7 +551,7 @@ def test_per_try_timeout_bounds_the_wait_for_headers_but_never_cuts_a_started_st
     assert took >= 1.8
     assert m.last_id() == 1, "the stream was retried"
 
-    # Headers later than per_try_timeout: that attempt is abandoned and retried (3 attempts).
+    # Headers later than timeout_ms: that attempt is abandoned and retried (max_attempts 3).
     mark = m.last_id()
     reply = chat(gw, chat_body(STABLE), headers={"x-mock-delay-ms": "800"})
     assert reply.status == 504, reply.body[:200]
@@ -572,18 +578,22 @@ def test_per_try_idle_timeout_cuts_only_a_stalled_stream(mock, envoy, monkeypatc
     gw.assert_no_vm_crash_since(before)
 
 
-def test_the_request_timeout_cuts_a_stream_that_outlives_it(mock, envoy):
-    """x-envoy-upstream-rq-timeout-ms (the model's timeout_ms) is the whole request's
-    deadline, streaming body included: with timeout_ms 1000 a 3 s stream is cut mid-body after
-    its 200 was sent. So timeout_ms must cover the longest stream (see docs/failover.md)."""
+def test_max_duration_cuts_a_stream_that_outlives_it_and_timeout_ms_does_not(mock, envoy):
+    """x-envoy-upstream-rq-timeout-ms (max_duration_ms) is the whole request's deadline,
+    streaming body included: with max_duration_ms 1000 a 2.5 s stream is cut mid-body after its
+    200 was sent. Without it (0, the default), the same stream arrives whole although it lasts
+    longer than the model's timeout_ms (see docs/failover.md#timeouts)."""
     m = mock("provider")
-    gw = envoy(m, timeouts_config())
+    capped = timeouts_config()
+    capped["max_duration_ms"] = 1000
+    gw = envoy(m, capped)
     before = gw.wasm_vm_health()
     slow_stream = {"x-mock-chunks": "4", "x-mock-chunk-delay-ms": "500"}  # ~2.5 s
     status, _, got, complete, took = stream_request(gw, STABLE, slow_stream)
     assert status == 200 and not complete
     assert b"data:" in got and took >= 1.0
-    # The same stream on a model with a 6 s timeout arrives whole.
-    status, _, got, complete, _ = stream_request(gw, "claude-sonnet-4.5", slow_stream)
-    assert status == 200 and complete
     gw.assert_no_vm_crash_since(before)
+    # No cap: the stream outlives STABLE's 1000 ms timeout_ms and arrives whole.
+    gw = envoy(m, timeouts_config())
+    status, _, got, complete, _ = stream_request(gw, STABLE, slow_stream)
+    assert status == 200 and complete

@@ -38,6 +38,7 @@ from harness.metrics import (
     MODEL_ERRORS,
     PROMPT,
     REJECTED,
+    FALLBACK_CAUSES,
     REJECT_REASONS,
     REQUESTS,
     ROUTE_LABELS,
@@ -119,6 +120,8 @@ METRICS_CONFIG: dict[str, Any] = {
         {"name": "gemini-2.5-flash", "version": "1.0.0", "cluster": "mock"},
         {"name": "gpt-4.1-mini", "version": "1.0.0", "cluster": "mock"},
         {"name": "o3-errors", "version": "0.1.0", "cluster": "mock", "timeout_ms": 400},
+        # Fails on purpose (the mock's control) so that gpt-4.1-mini answers in its place.
+        {"name": "o4-falls-back", "version": "1.0.0", "cluster": "mock", "fallback": ["gpt-4.1-mini"]},
     ],
     "routes": [
         {"name": "chat", "targets": [{"model": "gpt-4.1", "weight": 50}, {"model": "deepseek-v3.2", "weight": 50}]},
@@ -164,7 +167,7 @@ def users(gw) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def scenario(gw, users) -> Scrape:
+def scenario(gw, users, mock_) -> Scrape:
     """Traffic that exercises every metric once: JSON and SSE through the canary route, a
     model by name, a provider error, a rejected model, a circuit opened on purpose and the
     failover it causes. Returns the scrape once every histogram has been flushed."""
@@ -177,6 +180,13 @@ def scenario(gw, users) -> Scrape:
     open_circuit(gw, "claude-sonnet-4.5")
     reply = send_ok(gw, "fallback", user=users["claude-sonnet-4.5"])
     assert reply.headers["x-ai-gateway-model"] == "gemini-2.5-flash"
+    # A fallback inside one request: o4-falls-back answers 503, gpt-4.1-mini answers.
+    mock_.control({"fail_models": {"o4-falls-back": 503}})
+    try:
+        reply = send_ok(gw, "o4-falls-back")
+    finally:
+        mock_.control({})
+    assert reply.headers["x-ai-gateway-model"] == "gpt-4.1-mini"
     return wait_for(
         gw,
         lambda s: all(f in s.types for f in METRIC_FAMILIES)
@@ -235,6 +245,8 @@ def test_label_values_come_only_from_the_configuration_and_closed_sets(scenario)
             assert lab["error_type"] in ERROR_TYPES, (name, lab)
         if "reason" in lab:
             assert lab["reason"] in REJECT_REASONS, (name, lab)
+        if "cause" in lab:
+            assert lab["cause"] in FALLBACK_CAUSES, (name, lab)
 
 
 def test_model_names_and_versions_keep_their_dots_and_dashes(scenario):
@@ -544,7 +556,7 @@ def test_cost_is_exact_over_many_requests_with_fractions_carried_not_lost_or_rou
     for k in range(1, 26):
         send_ok(gw, "tiny", prompt=1, completion=1)
         s = wait_for(gw, lambda s: s.total(TOKENS, model="tiny", type="prompt") >= k, f"request {k} counted")
-        cost = s.get(COST, model="tiny", version="1.0.0") or 0
+        cost = s.total(COST, model="tiny", version="1.0.0")
         assert cost == math.floor(k * 8 / 10), f"after {k} requests: {cost} µ$, exact is {k * 8 // 10}"
 
 

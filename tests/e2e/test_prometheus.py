@@ -236,6 +236,8 @@ PROM_CONFIG = {
         {"name": "deepseek-v3.2", "version": "2.0.0-canary.1", "cluster": "mock"},
         {"name": "claude-sonnet-4.5", "version": "1.4.0", "cluster": "mock"},
         {"name": "gemini-2.5-flash", "version": "1.0.0", "cluster": "mock"},
+        # Fails on purpose in phase 1 (the mock's control): gemini-2.5-flash answers in its place.
+        {"name": "o4-falls-back", "version": "1.0.0", "cluster": "mock", "fallback": ["gemini-2.5-flash"]},
     ],
     "routes": [
         {"name": "chat", "targets": [{"model": "gpt-4.1", "weight": 80}, {"model": "deepseek-v3.2", "weight": 20}]},
@@ -361,6 +363,13 @@ def load(module_launcher, tmp_path_factory) -> Load:
         assert timed_send(ld, gw, "chat", False, user=users[model], headers={"x-mock-status": "503"}).status == 503
     reply = timed_send(ld, gw, "fallback", False, user=users["claude-sonnet-4.5"])
     assert reply.headers["x-ai-gateway-model"] == "gemini-2.5-flash"
+    # One fallback inside a request (ai_gateway_fallbacks_total): o4-falls-back fails, gemini answers.
+    mock.control({"fail_models": {"o4-falls-back": 503}})
+    try:
+        reply = send(gw, "o4-falls-back")
+    finally:
+        mock.control({})
+    assert reply.status == 200 and reply.headers["x-ai-gateway-model"] == "gemini-2.5-flash", reply
     assert send(gw, "no-such-model").status == 400
     ld.t0 = prometheus_caught_up(prom, gw, "phase 1")
     time.sleep(2.5)  # a scrape or two holding phase 1's values only

@@ -1,5 +1,7 @@
-"""Per-request timeouts set by the filter: the global ``timeout_ms``, a model's own, and a client
-cannot change either with ``x-envoy-upstream-rq-timeout-ms``."""
+"""Per-request timeouts set by the filter: the global ``timeout_ms``, a model's own (each bounds
+one attempt until its response starts: ``x-envoy-upstream-rq-per-try-timeout-ms``), and a client
+cannot change either with Envoy's timeout headers. One attempt per request here
+(``max_attempts: 1``): retries multiply the wait, which ``test_fallback.py`` covers."""
 
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ def mock_(module_launcher):
 
 @pytest.fixture(scope="module")
 def short_timeouts(module_launcher, mock_):
-    """Global timeout_ms 1000; claude-sonnet-4.5 overrides it with 4000."""
+    """Global timeout_ms 1000; claude-sonnet-4.5 overrides it with 4000; one attempt."""
     cfg = demo_plugin_config()
     cfg["timeout_ms"] = 1000
+    cfg["max_attempts"] = 1
     for m in cfg["models"]:
         if m["name"] == "claude-sonnet-4.5":
             m["timeout_ms"] = 4000
@@ -35,7 +38,12 @@ def test_the_global_timeout_cuts_a_slow_provider_and_a_client_cannot_extend_it(s
     reply, took = timed(
         short_timeouts,
         chat_body("chat"),
-        {"x-mock-delay-ms": "2500", "x-envoy-upstream-rq-timeout-ms": "60000"},
+        {
+            "x-mock-delay-ms": "2500",
+            "x-envoy-upstream-rq-timeout-ms": "60000",
+            "x-envoy-upstream-rq-per-try-timeout-ms": "60000",
+            "x-envoy-max-retries": "4",
+        },
     )
     assert reply.status == 504, reply.body[:300]
     assert 0.9 <= took < 2.4, f"took {took:.2f}s with timeout_ms 1000"

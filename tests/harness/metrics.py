@@ -23,12 +23,13 @@ METRIC_FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ai_gateway_request_duration_milliseconds": ("histogram", ("route", "model", "version")),
     "ai_gateway_time_to_first_token_milliseconds": ("histogram", ("model", "version")),
     "ai_gateway_tokens_total": ("counter", ("model", "version", "type")),
-    "ai_gateway_cost_microdollars_total": ("counter", ("model", "version")),
+    "ai_gateway_cost_microdollars_total": ("counter", ("route", "model", "version")),
     "ai_gateway_model_errors_total": ("counter", ("model", "version", "error_type")),
     "ai_gateway_router_selections_total": ("counter", ("route", "model", "version")),
     "ai_gateway_circuit_open": ("gauge", ("model", "version")),
     "ai_gateway_failovers_total": ("counter", ("route", "from_model", "to_model")),
     "ai_gateway_rejected_total": ("counter", ("reason",)),
+    "ai_gateway_fallbacks_total": ("counter", ("from_model", "to_model", "cause")),
 }
 
 REQUESTS = "ai_gateway_requests_total"
@@ -41,12 +42,14 @@ SELECTIONS = "ai_gateway_router_selections_total"
 CIRCUIT = "ai_gateway_circuit_open"
 FAILOVERS = "ai_gateway_failovers_total"
 REJECTED = "ai_gateway_rejected_total"
+FALLBACKS = "ai_gateway_fallbacks_total"
 
 #: Closed sets of label values (never client input).
 ROUTE_LABELS = {"_direct", "_passthrough", "_default"}
 ERROR_TYPES = {"http_429", "http_5xx", "timeout", "reset", "connect_failure"}
 REJECT_REASONS = {"invalid_request", "model_not_found", "no_healthy_target", "gateway_misconfigured"}
 TOKEN_TYPES = {"prompt", "completion"}
+FALLBACK_CAUSES = {"5xx", "429", "timeout", "reset", "connect_failure"}
 
 
 def configured_buckets() -> list[float]:

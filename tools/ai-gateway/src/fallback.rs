@@ -10,7 +10,7 @@
 //!   `allow_on_headers_stop_iteration: true` in its own wasm config.
 //! - `stream_idle_timeout_ms` is enforced by the route's `retry_policy.per_try_idle_timeout`.
 
-use crate::source::{Envelope, Found, Source, TYPED_STRUCTS, WASM_TYPE};
+use crate::source::{Envelope, Found, Source, WASM_TYPE};
 use crate::tree::{Node, Value};
 use ai_gateway_filter::config::{schema::GatewayConfig, Config};
 use ai_gateway_filter::request::CLUSTER_HEADER;
@@ -44,11 +44,7 @@ pub fn warnings(
     if !matches!(f.envelope, Some(Envelope::Wasm(_))) || is_upstream_instance(f) {
         return out;
     }
-    let Some(doc) = src
-        .docs
-        .iter()
-        .find(|d| d.start <= f.offset && f.offset < d.end)
-    else {
+    let Some(doc) = src.doc_at(f.offset) else {
         return out;
     };
     let falls_back = cfg.models.iter().any(|m| !m.fallback.is_empty());
@@ -137,16 +133,7 @@ fn find_upstream_wasm<'a>(node: &'a Node, found: &mut Upstream<'a>) {
     }
     match &node.value {
         Value::Object(members) => {
-            let ty = node.get("@type").and_then(Node::as_str);
-            let wasm = if ty == Some(WASM_TYPE) {
-                Some(node)
-            } else if ty.is_some_and(|t| TYPED_STRUCTS.contains(&t))
-                && node.get("type_url").and_then(Node::as_str) == Some(WASM_TYPE)
-            {
-                node.get("value")
-            } else {
-                None
-            };
+            let wasm = crate::source::wasm_of(node);
             if let Some(config) = wasm.and_then(|w| w.get("config")) {
                 if config.get("root_id").and_then(Node::as_str) == Some(UPSTREAM_ROOT_ID) {
                     *found = Upstream::Found(config);

@@ -57,6 +57,30 @@ pub struct Source {
     pub docs: Vec<Node>,
 }
 
+impl Source {
+    /// The document (of a multi-document YAML stream) that holds byte `offset`.
+    pub fn doc_at(&self, offset: usize) -> Option<&Node> {
+        self.docs
+            .iter()
+            .find(|d| d.start <= offset && offset < d.end)
+    }
+}
+
+/// The wasm filter's own node when `node` is one: an `envoy.extensions.filters.http.wasm.v3.Wasm`,
+/// directly or wrapped in a `TypedStruct` (`type_url` + `value`).
+pub fn wasm_of(node: &Node) -> Option<&Node> {
+    let ty = node.get("@type").and_then(Node::as_str);
+    if ty == Some(WASM_TYPE) {
+        Some(node)
+    } else if ty.is_some_and(|t| TYPED_STRUCTS.contains(&t))
+        && node.get("type_url").and_then(Node::as_str) == Some(WASM_TYPE)
+    {
+        node.get("value")
+    } else {
+        None
+    }
+}
+
 /// Why a file could not be read (exit code 2).
 #[derive(Debug)]
 pub struct Unreadable(pub String);
@@ -342,17 +366,7 @@ fn walk(
 ) {
     match &node.value {
         Value::Object(members) => {
-            let ty = node.get("@type").and_then(Node::as_str);
-            let wasm = if ty == Some(WASM_TYPE) {
-                Some(node)
-            } else if ty.is_some_and(|t| TYPED_STRUCTS.contains(&t))
-                && node.get("type_url").and_then(Node::as_str) == Some(WASM_TYPE)
-            {
-                node.get("value")
-            } else {
-                None
-            };
-            if let Some(wasm) = wasm {
+            if let Some(wasm) = wasm_of(node) {
                 found.push(wasm_filter(src, wasm, &path, prefix));
                 return;
             }

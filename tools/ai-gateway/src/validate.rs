@@ -526,11 +526,7 @@ fn key_injection_warnings(src: &Source, f: &Found, cfg: &Config) -> Vec<(String,
     {
         return out;
     }
-    let Some(doc) = src
-        .docs
-        .iter()
-        .find(|d| d.start <= f.offset && f.offset < d.end)
-    else {
+    let Some(doc) = src.doc_at(f.offset) else {
         return out;
     };
     let Some(clusters) = doc.get("static_resources").and_then(|r| r.get("clusters")) else {

@@ -179,6 +179,9 @@ async fn serve_connection(state: Arc<State>, stream: TcpStream) {
     let svc = service_fn(move |req| handler::handle(state.clone(), svc_ctl.clone(), req));
     let conn = http1::Builder::new()
         .keep_alive(true)
+        // A real provider accepts more than hyper's default of 100 request headers; the
+        // gateway adds its own (cluster, timeouts, retries, attempt count) to the client's.
+        .max_headers(256)
         .serve_connection(io, svc);
     tokio::select! {
         _ = conn => {}
