@@ -217,7 +217,10 @@ def test_the_alert_rules_use_only_the_filters_metric_names_and_cover_canary_circ
     names = {n for r in rules for n in METRIC_NAME.findall(r["expr"])}
     assert names <= ALLOWED_NAMES, sorted(names - ALLOWED_NAMES)
     alerts = {r["alert"] for r in rules if "alert" in r}
-    assert {"AIGatewayCanaryErrorRatioAboveStable", "AIGatewayCircuitOpen", "AIGatewayCostBurnOverBudget"} <= alerts
+    assert {
+        "AIGatewayCanaryErrorRatioAboveStable", "AIGatewayCircuitOpen", "AIGatewayCostBurnOverBudget",
+        "AIGatewayModelFailingBehindFallback",
+    } <= alerts  # fmt: skip
     for r in rules:
         if "alert" in r:
             assert r["labels"]["severity"] in ("warning", "critical") and r["annotations"]["summary"], r["alert"]
