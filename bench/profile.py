@@ -327,7 +327,8 @@ def instruction_counts(variants: list[str], sizes: dict[str, int]) -> list[dict]
 
 
 ANATOMY = [
-    "envoy-buffer", "floor-empty", "floor-hold", "floor-copy", "floor-full", "filter", "lua",
+    "envoy-buffer", "floor-empty", "floor-hold", "floor-copy", "floor-full", "filter",
+    "filter-upstream", "lua",
     "floor-hold+clock100", "floor-hold+metric100", "floor-hold+shared100",
     "floor-hold+header100", "floor-hold+property100",
 ]

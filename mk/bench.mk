@@ -1,10 +1,17 @@
 # `make bench`: the gateway's cost side by side with plain Envoy, an Envoy Lua filter and
 # LiteLLM, in one run. Not part of `make test`. Results: bench/RESULTS.md and
 # bench/results.json; logs and rendered configs: bench/out/. See bench/run.py --help.
+# It also measures the upstream filter (variant filter-upstream against filter: its added CPU
+# on first attempts, target ≤ 10 µs) and the fallback path (scenario fallback), printed at
+# the end and in RESULTS.md.
 #
-#   make bench                    the full run (waits for a quiet machine first, then ~23 min)
+#   make bench                    the full run (waits for a quiet machine first, then ~28 min)
 #   make bench BENCH_ARGS=--quick a smoke run of a few minutes (no wait, 2 s runs, 1 round;
 #                                 prints the tables, writes bench/out/results.json only)
+#   .venv/bin/python bench/run.py --duration 4 --rounds 2 --no-wait --no-write \
+#     --scenarios direct,fallback --sizes 1KiB --variants envoy-buffer,filter,filter-upstream
+#                                 the upstream filter and the fallback path only (~2 min; after
+#                                 make wasm tools venv, with wrk installed; writes bench/out/ only)
 #   make bench-micro              cargo bench: the native micro-benchmark (benches/hot.rs)
 #   make bench-profile            perf profile of the filter at 64 KiB and 1 MiB (bench/profile.py)
 #

@@ -152,14 +152,33 @@ after=$(curl -fsS "$PRIMARY/__requests" | jq_py 'print(d["last_id"])')
 curl -fsS -X DELETE "$PRIMARY/__control" >/dev/null
 say "the primary was tried $((after - before)) time(s) and failed; the client got HTTP $STATUS from: $(hdr x-mock-provider)"
 [[ $STATUS == 200 && $(hdr x-mock-provider) == secondary ]] \
-  && ok "Envoy retried on the secondary endpoint with the same rewritten request (docs/failover.md: Envoy does endpoint failover)" \
+  && ok "Envoy retried on the secondary endpoint with the same rewritten request (docs/failover.md#between-endpoints-the-envoy-knobs)" \
   || bad "expected a 200 from the secondary"
 
-# ---- 9. metrics ---------------------------------------------------------------------------------------------
+# ---- 9. a failing model: fallback to the next model inside the same request --------------------
+step "A failing model: claude-sonnet-4.5 answers 503 on both endpoints (its fallback list: gpt-4.1)"
+for url in "$PRIMARY" "$SECONDARY"; do
+  curl -fsS -X POST "$url/__control" -d '{"fail_models":{"claude-sonnet-4.5":503}}' >/dev/null
+done
+post /v1/chat/completions '{"model":"claude-sonnet-4.5","messages":[{"role":"user","content":"still there?"}]}'
+say "client sent:   {\"model\":\"claude-sonnet-4.5\",...}"
+say "client got:    HTTP $STATUS  x-ai-gateway-model: $(hdr x-ai-gateway-model)  x-ai-gateway-version: $(hdr x-ai-gateway-version)  x-ai-gateway-attempts: $(hdr x-ai-gateway-attempts)"
+say "provider received model: $(received | jq_py 'print(json.loads(d["body"])["model"])')  (at the $(hdr x-mock-provider))"
+say "why (admin /stats/prometheus):"
+FALLBACK_LINE=$(curl -fsS "$ADMIN/stats/prometheus" | grep '^ai_gateway_fallbacks_total{' || true)
+if [[ -n $FALLBACK_LINE ]]; then indent <<<"$FALLBACK_LINE"; else say "  (no ai_gateway_fallbacks_total line)"; fi
+for url in "$PRIMARY" "$SECONDARY"; do curl -fsS -X POST "$url/__control" -d '{}' >/dev/null; done
+if [[ $STATUS == 200 && $(hdr x-ai-gateway-model) == gpt-4.1 ]] \
+   && grep -q 'from_model="claude-sonnet-4.5",to_model="gpt-4.1",cause="5xx"' <<<"$FALLBACK_LINE"; then
+  ok "the client got 200 from gpt-4.1: the failed attempt was retried on the next model of claude-sonnet-4.5's fallback list (docs/failover.md#fallback)"
+else bad "expected a 200 from gpt-4.1 and an ai_gateway_fallbacks_total line with cause=\"5xx\""; fi
+say "${D}(healed: both endpoints answer claude-sonnet-4.5 again)${N}"
+
+# ---- 10. metrics ---------------------------------------------------------------------------------------------
 step "Metrics (Envoy admin /stats/prometheus, first lines of ai_gateway_*)"
 curl -fsS "$ADMIN/stats/prometheus" | grep '^ai_gateway_' | grep -v '_bucket' | head -n 12 | indent || say "(no ai_gateway_* metrics yet)"
 
-# ---- 10. the real provider -------------------------------------------------------------------------------------
+# ---- 11. the real provider -------------------------------------------------------------------------------------
 step "The real provider (HolySheep AI) with envoy/holysheep.yaml"
 if [[ -z ${HOLYSHEEP_API_KEY:-} ]]; then
   say "skipped: HOLYSHEEP_API_KEY is not set. Set it to your key and run \`make demo\` again to send"

@@ -9,7 +9,10 @@ circuit, rejections — and asserts through Prometheus' HTTP API:
 
 - per-model request rate, error ratio and p95 latency (``histogram_quantile`` over the
   duration histogram) equal what was sent, computed independently from the client's side;
-- token and cost totals equal what the mock reported, at the configured prices, exactly;
+- token and cost totals equal what the mock reported, at the configured prices, exactly, and
+  the cost per route and model too;
+- a model whose every attempt fails (503 from the mock) is answered by its fallback: the
+  client gets 200 and ``ai_gateway_fallbacks_total`` says from which model to which and why;
 - every PromQL expression of ``dashboards/ai-gateway.json`` evaluates without error and returns
   data for that load (Grafana variables substituted as Grafana would), and its variable queries
   list the routes and models;
@@ -175,7 +178,10 @@ def test_the_dashboard_is_a_grafana_dashboard_with_a_prometheus_datasource_and_r
 
 def test_the_dashboard_covers_what_the_issue_lists():
     titles = " | ".join(p["title"].lower() for p in load_dashboard()["panels"])
-    for topic in ("requests", "error", "canary", "p50", "p95", "p99", "first token", "tokens", "usd / hour", "circuit", "failover", "rejection"):
+    for topic in (
+        "requests", "error", "canary", "p50", "p95", "p99", "first token", "tokens", "usd / hour",
+        "circuit", "failover", "rejection", "fallbacks", "by route",
+    ):  # fmt: skip
         assert topic in titles, f"no panel about {topic!r}: {titles}"
 
 
@@ -193,7 +199,10 @@ def test_the_alert_rules_use_only_the_filters_metric_names_and_cover_canary_circ
     names = {n for r in rules for n in METRIC_NAME.findall(r["expr"])}
     assert names <= ALLOWED_NAMES, sorted(names - ALLOWED_NAMES)
     alerts = {r["alert"] for r in rules if "alert" in r}
-    assert {"AIGatewayCanaryErrorRatioAboveStable", "AIGatewayCircuitOpen", "AIGatewayCostBurnOverBudget"} <= alerts
+    assert {
+        "AIGatewayCanaryErrorRatioAboveStable", "AIGatewayCircuitOpen", "AIGatewayCostBurnOverBudget",
+        "AIGatewayModelFailingBehindFallback",
+    } <= alerts  # fmt: skip
     for r in rules:
         if "alert" in r:
             assert r["labels"]["severity"] in ("warning", "critical") and r["annotations"]["summary"], r["alert"]
@@ -229,15 +238,16 @@ PRICES = {
 }
 #: chat: stable gpt-4.1 with a deepseek canary; fallback: claude (its circuit is opened on
 #: purpose) fails over to gemini. A circuit opens only at 90 % failures, so the canary's 30 %
-#: errors leave it closed.
+#: errors leave it closed. o4-mini fails every attempt (the mock's fail_models) and falls back
+#: to gemini inside the request: FALLBACK_REQUESTS per phase, fewer than min_requests, so its
+#: circuit stays closed and every one of them falls back.
 PROM_CONFIG = {
     "models": [
         {"name": "gpt-4.1", "version": "1.0.0", "cluster": "mock"},
         {"name": "deepseek-v3.2", "version": "2.0.0-canary.1", "cluster": "mock"},
         {"name": "claude-sonnet-4.5", "version": "1.4.0", "cluster": "mock"},
         {"name": "gemini-2.5-flash", "version": "1.0.0", "cluster": "mock"},
-        # Fails on purpose in phase 1 (the mock's control): gemini-2.5-flash answers in its place.
-        {"name": "o4-falls-back", "version": "1.0.0", "cluster": "mock", "fallback": ["gemini-2.5-flash"]},
+        {"name": "o4-mini", "version": "1.0.0", "cluster": "mock", "fallback": ["gemini-2.5-flash"]},
     ],
     "routes": [
         {"name": "chat", "targets": [{"model": "gpt-4.1", "weight": 80}, {"model": "deepseek-v3.2", "weight": 20}]},
@@ -261,6 +271,9 @@ DELAY_MS = {"gpt-4.1": 1100, "deepseek-v3.2": 600}
 PLAN = {"gpt-4.1": (20, 10, 2), "deepseek-v3.2": (14, 7, 9)}
 FAILOVER_REQUESTS = 5
 REJECTED_REQUESTS = 3
+#: Per phase: direct requests for o4-mini, answered by gemini-2.5-flash.
+FALLBACK_REQUESTS = 1
+FALLBACK_FROM, FALLBACK_TO = "o4-mini", "gemini-2.5-flash"
 
 
 class Load:
@@ -269,6 +282,10 @@ class Load:
     def __init__(self):
         #: model → successful requests (all phases): every one reported PROMPT / COMPLETION.
         self.successes: dict[str, int] = {}
+        #: (route, model) → successful requests (all phases), from x-ai-gateway-route.
+        self.route_successes: dict[tuple[str, str], int] = {}
+        #: Requests a fallback answered (all phases).
+        self.fallbacks = 0
         #: Phase 2 only: model → (total, errors) and per-request (lower, upper) bounds of the
         #: duration the filter measured, in ms.
         self.total: dict[str, int] = {}
@@ -283,6 +300,8 @@ class Load:
         model = reply.headers.get("x-ai-gateway-model")
         if reply.status == 200:
             self.successes[model] = self.successes.get(model, 0) + 1
+            key = (reply.headers.get("x-ai-gateway-route"), model)
+            self.route_successes[key] = self.route_successes.get(key, 0) + 1
         if phase2 and model:
             self.total[model] = self.total.get(model, 0) + 1
             if reply.status >= 500 or reply.status == 429:
@@ -315,6 +334,7 @@ def prometheus_caught_up(prom: Prometheus, gw: Gateway, what: str, timeout: floa
         "sum(ai_gateway_failovers_total)": s.total("ai_gateway_failovers_total"),
         "sum(ai_gateway_rejected_total)": s.total("ai_gateway_rejected_total"),
         "sum(ai_gateway_cost_microdollars_total)": s.total("ai_gateway_cost_microdollars_total"),
+        "sum(ai_gateway_fallbacks_total)": s.total("ai_gateway_fallbacks_total"),
     }
     deadline = time.monotonic() + timeout
     while True:
@@ -339,6 +359,14 @@ def load(module_launcher, tmp_path_factory) -> Load:
     )  # fmt: skip
     ld = Load()
     ld.prom, ld.gw = prom, gw
+    mock.control({"fail_models": {FALLBACK_FROM: 503}})
+
+    def fallback(phase2: bool) -> None:
+        for _ in range(FALLBACK_REQUESTS):
+            reply = timed_send(ld, gw, FALLBACK_FROM, phase2)
+            assert reply.status == 200, reply
+            assert reply.headers["x-ai-gateway-model"] == FALLBACK_TO, reply.headers
+            ld.fallbacks += 1
 
     # -- Phase 1: every series of phase 2 exists, so rates over phase 2 are exact ----------
     users: dict[str, str] = {}
@@ -363,13 +391,7 @@ def load(module_launcher, tmp_path_factory) -> Load:
         assert timed_send(ld, gw, "chat", False, user=users[model], headers={"x-mock-status": "503"}).status == 503
     reply = timed_send(ld, gw, "fallback", False, user=users["claude-sonnet-4.5"])
     assert reply.headers["x-ai-gateway-model"] == "gemini-2.5-flash"
-    # One fallback inside a request (ai_gateway_fallbacks_total): o4-falls-back fails, gemini answers.
-    mock.control({"fail_models": {"o4-falls-back": 503}})
-    try:
-        reply = send(gw, "o4-falls-back")
-    finally:
-        mock.control({})
-    assert reply.status == 200 and reply.headers["x-ai-gateway-model"] == "gemini-2.5-flash", reply
+    fallback(False)
     assert send(gw, "no-such-model").status == 400
     ld.t0 = prometheus_caught_up(prom, gw, "phase 1")
     time.sleep(2.5)  # a scrape or two holding phase 1's values only
@@ -386,6 +408,7 @@ def load(module_launcher, tmp_path_factory) -> Load:
     for model, (_, _, n_err) in PLAN.items():
         for _ in range(n_err):
             assert timed_send(ld, gw, "chat", True, user=users[model], headers={"x-mock-status": "503"}).status == 503
+    fallback(True)
     for i in range(REJECTED_REQUESTS):
         assert send(gw, f"unknown-{i}").status == 400
     ld.t1 = prometheus_caught_up(prom, gw, "phase 2")
@@ -475,6 +498,15 @@ def test_tokens_and_cost_totals_match_what_the_provider_reported(load):
         price = PRICES[model]
         per_request = round(PROMPT * price["input"] + COMPLETION * price["output"])  # whole µ$ here
         assert cost[model] == n * per_request, f"{model}: {cost[model]} µ$ for {n} requests at {price}"
+    # The route label: each request's cost under the route it took (x-ai-gateway-route).
+    rows = p.query("sum by (route, model) (ai_gateway_cost_microdollars_total)", t)
+    by_route = {(r["metric"]["route"], r["metric"]["model"]): float(r["value"][1]) for r in rows}
+    want = {}
+    for (route, model), n in load.route_successes.items():
+        price = PRICES[model]
+        want[(route, model)] = n * round(PROMPT * price["input"] + COMPLETION * price["output"])
+    assert by_route == want, f"cost by (route, model): {by_route}, the load says {want}"
+    assert {"chat", "fallback"} <= {r for r, _ in by_route}, by_route
     # The same through increase() over phase 2 (extrapolated: approximately).
     w = load.window_s
     inc = p.by(f'sum by (model) (increase(ai_gateway_tokens_total{{type="prompt"}}[{w}s]))', t, "model")
@@ -495,6 +527,23 @@ def test_every_metric_reaches_prometheus_with_its_labels(load):
         assert labels == want, s
     models = {s.get("model") for s in series if "model" in s}
     assert {"gpt-4.1", "deepseek-v3.2"} <= models
+
+
+@needs_prometheus
+def test_a_failing_model_answered_by_its_fallback_shows_in_the_fallbacks_and_not_in_the_errors_clients_see(load):
+    p, t, w = load.prom, load.t1, load.window_s
+    rows = p.query("ai_gateway_fallbacks_total", t)
+    got = {(r["metric"]["from_model"], r["metric"]["to_model"], r["metric"]["cause"]): float(r["value"][1]) for r in rows}
+    assert got == {(FALLBACK_FROM, FALLBACK_TO, "5xx"): load.fallbacks}, got
+    # Every attempt at the failing model failed, and it was counted as its error...
+    errors = p.by(f'sum by (model) (ai_gateway_model_errors_total{{model="{FALLBACK_FROM}"}})', t, "model")
+    assert errors == {FALLBACK_FROM: load.fallbacks}, errors
+    # ...while its clients got 200s, counted under the model that answered.
+    answered = p.by(f'sum by (model, status) (ai_gateway_requests_total{{model="{FALLBACK_FROM}"}})', t, "model")
+    assert answered == {}, answered
+    # The rate of phase 2 alone, as the dashboard's panel computes it.
+    rate = p.by(f"sum by (from_model) (rate(ai_gateway_fallbacks_total[{w}s]))", t, "from_model")
+    assert FALLBACK_REQUESTS / w * 0.99 <= rate[FALLBACK_FROM] <= FALLBACK_REQUESTS / (w - 2.2), rate
 
 
 # --------------------------------------------------------------------------------------------
@@ -570,7 +619,8 @@ def test_the_alert_rules_evaluate_cleanly_and_fire_for_the_open_circuit_and_the_
         if time.monotonic() > deadline:
             raise AssertionError(f"alerts active: {active}, want {want}; rules: {[(r['name'], r['health']) for r in rules]}")
         time.sleep(0.5)
-    assert len(rules) == 6
+    doc = yaml.safe_load(ALERTS.read_text())
+    assert len(rules) == sum(len(g["rules"]) for g in doc["groups"])
     for r in rules:
         assert r["health"] == "ok" and not r.get("lastError"), (r["name"], r.get("lastError"))
     canary = next(a for a in alerts if a["labels"]["alertname"] == "AIGatewayCanaryErrorRatioAboveStable")
