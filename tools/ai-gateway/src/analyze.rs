@@ -5,8 +5,10 @@
 //! - `ai_gateway_requests_total{route,model,version,status}` (status = the HTTP code;
 //!   errors are `status=~"5..|429"`),
 //! - `ai_gateway_request_duration_milliseconds_bucket{route,model,version,le}`,
-//! - `ai_gateway_cost_microdollars_total{model,version}` (no route label: cost per request
-//!   is over every route of that model version),
+//! - `ai_gateway_cost_microdollars_total{route,model,version}` (summed over every route of
+//!   that model version, per router pick),
+//! - `ai_gateway_router_selections_total{route,model,version}`: the router's picks, the base
+//!   of the per-request ratios over every route (a pick another model answered counts too),
 //! - `ai_gateway_model_errors_total{model,version,error_type}`: failed *attempts* at a model,
 //!   those a fallback to another model hid from the client included (no route label: per
 //!   request over every route of that model version).
