@@ -1,0 +1,764 @@
+"""Fallback to the next model inside one request, and stream-aware timeouts (docs/failover.md,
+``## Fallback``), against the real Envoy 1.40, the built ``.wasm`` and the real mock provider.
+
+The gateways here are envoy/demo.yaml as shipped — the same ``.wasm`` as the listener's filter
+and as the upstream HTTP filter of the aggregate cluster ``mock`` (``root_id:
+ai_gateway_upstream``, one configuration and VM through YAML anchors) — plus a file access log of
+the filter state ``wasm.ai_gateway`` (one JSON object per request). Two mocks: ``primary``
+(``mock_primary``) and ``secondary`` (``mock_secondary``); Envoy sends attempt 1 to the primary,
+attempt 2 to the secondary (``previous_priorities``), attempt 3 to the primary again.
+
+Models (the demo's, A with settings of its own so that B's can be told apart):
+
+- A = ``claude-sonnet-4.5@1.4.0``: system prompt, ``max_tokens`` cap 1000, ``temperature`` 0.2,
+  ``fallback: [gpt-4.1]``;
+- B = ``gpt-4.1@1.0.0``: cap 4096, ``temperature`` 0.7, no system prompt, no fallback;
+- X = ``o3@1.0.0``: no settings, ``fallback: [claude-sonnet-4.5]`` (a fallback to a longer name).
+
+A model is made to fail with the mock's ``/__control`` (``fail_models`` / ``delay_models``
+match the body's ``model`` after the gateway's rewrite): that is how A fails while B answers.
+The breaker of the shared gateway never opens (``min_requests`` 100 000); the test of an open
+circuit has its own gateway. Timing assertions are orders of magnitude, never tight durations.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from harness import envoy as harness_envoy
+from harness import REPO, TEST_KEY, Gateway, Reply, chat, demo_plugin_config, load_demo_yaml
+from harness.metrics import scrape
+from harness.secrets import assert_reply_clean, log_lines_with
+
+A, A_VERSION = "claude-sonnet-4.5", "1.4.0"
+B, B_VERSION = "gpt-4.1", "1.0.0"
+X, X_VERSION = "o3", "1.0.0"
+A_PROMPT = "You are a concise assistant."
+A_CAP, A_TEMP = 1000, 0.2
+B_CAP, B_TEMP = 4096, 0.7
+MAX_ATTEMPTS = 3
+#: The header the access log's line is keyed by (a test's own request id).
+ID_HEADER = "x-fallback-test-id"
+
+FALLBACKS = "ai_gateway_fallbacks_total"
+MODEL_ERRORS = "ai_gateway_model_errors_total"
+REQUESTS = "ai_gateway_requests_total"
+TOKENS = "ai_gateway_tokens_total"
+COST = "ai_gateway_cost_microdollars_total"
+CIRCUIT = "ai_gateway_circuit_open"
+
+
+# --------------------------------------------------------------------------------------------
+# Configurations
+# --------------------------------------------------------------------------------------------
+
+
+def plugin_config(**top) -> dict:
+    """The demo's plugin configuration, A with its own cap and temperature, X added, a breaker
+    that never opens (unless ``failover`` is overridden), and any top-level field in ``top``."""
+    cfg = demo_plugin_config()
+    (a,) = [m for m in cfg["models"] if m["name"] == A]
+    assert a.get("fallback") == [B] and a.get("system_prompt") == A_PROMPT, a
+    a.update(max_tokens=A_CAP, temperature=A_TEMP)
+    (b,) = [m for m in cfg["models"] if m["name"] == B]
+    assert b.get("max_tokens") == B_CAP and b.get("temperature") == B_TEMP and "system_prompt" not in b, b
+    cfg["models"].append({"name": X, "version": X_VERSION, "cluster": "mock", "fallback": [A]})
+    cfg["prices"][X] = {"input": 1.00, "output": 4.00}
+    cfg["failover"] = {"window_s": 30, "min_requests": 100_000, "cooldown_s": 30}
+    cfg.update(top)
+    return cfg
+
+
+def hcm(doc: dict) -> dict:
+    return doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+
+
+def route_cfg(doc: dict) -> dict:
+    return hcm(doc)["route_config"]["virtual_hosts"][0]["routes"][0]["route"]
+
+
+def with_access_log(doc: dict, path: Path) -> dict:
+    """Adds a file access log: ``<test id> <status> <filter state wasm.ai_gateway>`` per request."""
+    hcm(doc)["access_log"] = [
+        {
+            "name": "envoy.access_loggers.file",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                "path": str(path),
+                "log_format": {
+                    "text_format_source": {
+                        "inline_string": f"%REQ({ID_HEADER.upper()})% %RESPONSE_CODE% %FILTER_STATE(wasm.ai_gateway:PLAIN)%\n"
+                    }
+                },
+            },
+        }
+    ]
+    return doc
+
+
+class Setup:
+    """A gateway, its two mocks and its access log."""
+
+    def __init__(self, gw: Gateway, primary, secondary, access_log: Path):
+        self.gw, self.primary, self.secondary, self.access_log = gw, primary, secondary, access_log
+
+    def reset(self) -> None:
+        for m in (self.primary, self.secondary):
+            m.control({})
+
+    def fail(self, models: dict[str, int], *, primary: bool = True, secondary: bool = True) -> None:
+        """``fail_models`` on the primary and/or the secondary (the other one is healed)."""
+        self.primary.control({"fail_models": models} if primary else {})
+        self.secondary.control({"fail_models": models} if secondary else {})
+
+    def marks(self) -> tuple[int, int]:
+        return self.primary.last_id(), self.secondary.last_id()
+
+    def since(self, marks: tuple[int, int]) -> tuple[list, list]:
+        """What the primary and the secondary recorded after ``marks``."""
+        return (
+            [self.primary.received(i) for i in range(marks[0] + 1, self.primary.last_id() + 1)],
+            [self.secondary.received(i) for i in range(marks[1] + 1, self.secondary.last_id() + 1)],
+        )
+
+    def access_entry(self, test_id: str, timeout: float = 10.0) -> tuple[int, dict]:
+        """The access-log line of the request sent with ``ID_HEADER: test_id``: (status, the
+        filter state ``wasm.ai_gateway`` as JSON)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.access_log.read_text(errors="replace") if self.access_log.exists() else ""
+            for line in text.splitlines():
+                rid, _, rest = line.partition(" ")
+                if rid == test_id:
+                    status, _, state = rest.partition(" ")
+                    assert state not in ("", "-"), f"no filter state wasm.ai_gateway in the access log: {line!r}"
+                    return int(status), json.loads(state)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no access-log line for {test_id} after {timeout}s:\n{text[-2000:]}")
+            time.sleep(0.05)
+
+
+def start_setup(launcher, cfg: dict, *, doc: dict | None = None, **kw) -> Setup:
+    primary, secondary = launcher.mock("primary"), launcher.mock("secondary")
+    access_log = launcher.workdir / f"access-{uuid.uuid4().hex[:8]}.log"
+    doc = with_access_log(doc if doc is not None else load_demo_yaml(), access_log)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(harness_envoy, "load_demo_yaml", lambda: copy.deepcopy(doc))
+        gw = launcher.envoy(
+            {"mock_primary": primary, "mock_secondary": secondary},
+            cfg,
+            extra_args=("--file-flush-interval-msec", "50", *kw.pop("extra_args", ())),
+            **kw,
+        )
+    return Setup(gw, primary, secondary, access_log)
+
+
+@pytest.fixture(scope="module")
+def shared(module_launcher) -> Setup:
+    """The demo configuration (see the module doc), default timeouts, ``fallback_on`` all."""
+    return start_setup(module_launcher, plugin_config())
+
+
+@pytest.fixture
+def g(shared) -> Setup:
+    shared.gw.assert_alive()
+    shared.reset()
+    yield shared
+    shared.reset()
+
+
+@pytest.fixture(scope="module")
+def fast_timeouts(module_launcher) -> Setup:
+    """``timeout_ms`` 500 (every model): an attempt must start answering within 0.5 s."""
+    return start_setup(module_launcher, plugin_config(timeout_ms=500))
+
+
+@pytest.fixture
+def t(fast_timeouts) -> Setup:
+    fast_timeouts.gw.assert_alive()
+    fast_timeouts.reset()
+    yield fast_timeouts
+    fast_timeouts.reset()
+
+
+# --------------------------------------------------------------------------------------------
+# Requests and expectations
+# --------------------------------------------------------------------------------------------
+
+
+def send(s: Setup, body: bytes | dict, headers: dict | None = None, timeout: float = 60) -> tuple[Reply, str, float]:
+    """One request (a fresh id in ``ID_HEADER``): (reply, its id, seconds)."""
+    rid = uuid.uuid4().hex
+    t0 = time.monotonic()
+    reply = chat(s.gw, body, headers={ID_HEADER: rid, **(headers or {})}, timeout=timeout)
+    return reply, rid, time.monotonic() - t0
+
+
+def stream(s: Setup, body: dict, headers: dict | None = None, timeout: float = 60):
+    """A ``stream: true`` request read to its end or to the connection's end: (status, headers,
+    bytes, ended cleanly, id, seconds)."""
+    rid = uuid.uuid4().hex
+    t0 = time.monotonic()
+    r = requests.post(
+        s.gw.url + "/v1/chat/completions",
+        data=json.dumps(body),
+        headers={"content-type": "application/json", ID_HEADER: rid, **(headers or {})},
+        stream=True,
+        timeout=timeout,
+    )
+    got, clean = b"", True
+    try:
+        for chunk in r.iter_content(None):
+            got += chunk
+    except requests.exceptions.RequestException:
+        clean = False
+    r.close()
+    return r.status_code, r.headers, got, clean, rid, time.monotonic() - t0
+
+
+def sse_events(raw: bytes) -> list[bytes]:
+    return [e[len(b"data: ") :] for e in raw.split(b"\n\n") if e.startswith(b"data: ")]
+
+
+def client_body(model: str, size: int = 0, **extra) -> bytes:
+    """A chat body with the client's own spacing and escapes, padded to ``size`` bytes."""
+    head = b'{ "model" : "%s" , "messages" : [ {"role":"user","content":"Gr\\u00fc\\u00dfe ' % model.encode()
+    rest = {"user": "u-1", "metadata": {"k": [1, 2.5, None]}, **extra}
+    tail = b'"} ] , ' + json.dumps(rest)[1:].encode()
+    pad = max(0, size - len(head) - len(tail))
+    return head + (b"0123456789abcdef" * (pad // 16 + 1))[:pad] + tail
+
+
+def rewritten(client: bytes, model: str, *, first: str) -> bytes:
+    """The client's body as the gateway sends it to ``model`` (docs/design.md, request path):
+    the model's name in place, its cap and temperature default added right after ``{`` (the
+    client sent neither), its system prompt first in ``messages``."""
+    out = client.replace(b'"%s"' % first.encode(), b'"%s"' % model.encode(), 1)
+    added = {A: (A_CAP, A_TEMP), B: (B_CAP, B_TEMP), X: None}[model]
+    if added:
+        out = b'{"max_tokens":%d,"temperature":%s,' % (added[0], str(added[1]).encode()) + out[1:]
+    if model == A:
+        system = b'{"role":"system","content":"%s"},' % A_PROMPT.encode()
+        out = out.replace(b'"messages" : [', b'"messages" : [' + system, 1)
+    return out
+
+
+def assert_sent_exactly(rec, expected: bytes, what: str) -> None:
+    assert rec.body == expected, (
+        f"{what}: the body differs from the expected {len(expected)} bytes (got {len(rec.body)}): "
+        f"got {rec.body[:300]!r}… expected {expected[:300]!r}…"
+    )
+    assert rec.content_length == len(rec.body), f"{what}: content-length {rec.content_length_raw!r}, body {len(rec.body)}"
+    assert not rec.chunked, f"{what}: sent chunked"
+
+
+def assert_key(rec, what: str, key: str = TEST_KEY) -> None:
+    assert rec.headers("authorization") == [f"Bearer {key}"], f"{what}: {rec.header_pairs}"
+
+
+def models_of(recs) -> list[str]:
+    return [r.json().get("model") for r in recs]
+
+
+def served(reply) -> tuple[str | None, str | None, str | None]:
+    h = reply.headers
+    return h.get("x-ai-gateway-model"), h.get("x-ai-gateway-version"), h.get("x-ai-gateway-attempts")
+
+
+def metric_deltas(before, after, *series: tuple) -> dict:
+    """``{(name, labels…): after - before}`` for each ``(name, {labels})``."""
+    out = {}
+    for name, labels in series:
+        out[(name, tuple(sorted(labels.items())))] = after.total(name, **labels) - before.total(name, **labels)
+    return out
+
+
+def wait_metrics(gw: Gateway, pred, what: str, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        s = scrape(gw)
+        if pred(s):
+            time.sleep(0.1)  # the request's other series are written one after the other
+            return scrape(gw)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"after {timeout:.0f}s still not {what}:\n{s.lines()}")
+        time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------------------------
+# 1. A fails on every endpoint: B answers, with B's own rewrite of the client's bytes
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_503_on_every_endpoint_falls_back_to_b_with_bs_rewrite_and_the_key(g):
+    g.fail({A: 503})
+    before = g.gw.wasm_vm_health()
+    marks = g.marks()
+    client = client_body(A, max_tokens=8000)
+    reply, _, _ = send(g, client, headers={"authorization": "Bearer client-secret"})
+
+    assert reply.status == 200, reply.body[:300]
+    assert served(reply) == (B, B_VERSION, "2"), dict(reply.headers)
+    assert reply.headers.get("x-mock-provider") == "secondary"
+    assert reply.json()["model"] == B
+    assert reply.json()["choices"][0]["message"]["content"] == "Hello from the mock provider"
+    assert_reply_clean(reply, "fallback reply")
+    assert "x-ai-gateway-answered-by" not in reply.headers, "the upstream filter's internal header reached the client"
+
+    (first,), (second,) = g.since(marks)
+    # Attempt 1: A, A's own settings; attempt 2: B, B's own settings and none of A's.
+    sent_a, sent_b = first.json(), second.json()
+    assert sent_a["model"] == A and second.json()["model"] == B
+    assert sent_a["max_tokens"] == A_CAP and sent_a["temperature"] == A_TEMP
+    assert sent_a["messages"][0] == {"role": "system", "content": A_PROMPT}
+    assert sent_b["max_tokens"] == B_CAP, "B's cap (the client asked 8000)"
+    assert sent_b["temperature"] == B_TEMP, "B's temperature default"
+    assert [m["role"] for m in sent_b["messages"]] == ["user"], "A's system prompt went to B"
+    assert sent_b["messages"][0]["content"].startswith("Grüße")
+    assert sent_b["user"] == "u-1" and sent_b["metadata"] == {"k": [1, 2.5, None]}
+    # Byte for byte: the client's bytes with B's edits only (the cap lowered in place).
+    expected_b = client.replace(b'"%s"' % A.encode(), b'"%s"' % B.encode(), 1).replace(b'"max_tokens": 8000', b'"max_tokens": 4096', 1)
+    expected_b = b'{"temperature":0.7,' + expected_b[1:]
+    assert_sent_exactly(second, expected_b, "B's attempt")
+    assert first.content_length == len(first.body)
+    for rec, what in ((first, "A's attempt"), (second, "B's attempt")):
+        assert_key(rec, what)
+        assert "client-secret" not in str(rec.header_pairs), what
+        assert rec.path == "/v1/chat/completions"
+    g.gw.assert_no_vm_crash_since(before)
+
+
+# --------------------------------------------------------------------------------------------
+# 2. 429 with Retry-After
+# --------------------------------------------------------------------------------------------
+
+RETRY_AFTER = 3
+
+
+def test_a_429_with_retry_after_falls_back_to_b_without_waiting(g):
+    g.fail({A: 429})
+    marks = g.marks()
+    reply, _, took = send(g, client_body(A), headers={"x-mock-retry-after": str(RETRY_AFTER)})
+    assert reply.status == 200, reply.body[:300]
+    assert served(reply) == (B, B_VERSION, "2"), dict(reply.headers)
+    primary, secondary = g.since(marks)
+    assert models_of(primary) == [A] and models_of(secondary) == [B]
+    # Envoy's rate-limited back-off would have waited RETRY_AFTER seconds before asking B.
+    assert took < RETRY_AFTER, f"B answered after {took:.2f}s: the retry waited for A's Retry-After"
+
+
+def test_without_429_in_fallback_on_the_same_model_is_retried_after_retry_after(launcher):
+    s = start_setup(launcher, plugin_config(fallback_on=["5xx", "timeout", "reset", "connect_failure"]))
+    s.fail({A: 429}, secondary=False)  # A is rate-limited on the primary only
+    marks = s.marks()
+    reply, _, took = send(s, client_body(A), headers={"x-mock-retry-after": str(RETRY_AFTER)})
+    assert reply.status == 200, reply.body[:300]
+    assert served(reply) == (A, A_VERSION, "2"), dict(reply.headers)
+    primary, secondary = s.since(marks)
+    assert models_of(primary) == [A] and models_of(secondary) == [A], "a 429 moved to another model"
+    assert primary[0].body == secondary[0].body, "the retry of the same model did not replay its body"
+    # Envoy honoured the Retry-After the filter kept (whole seconds on Envoy's clock)…
+    assert took >= 0.9 * RETRY_AFTER - 0.2, f"retried after {took:.2f}s, before the {RETRY_AFTER}s Retry-After"
+    # …and not much longer (not the 10 s max_interval, nor another attempt's wait).
+    assert took < 2 * RETRY_AFTER, f"retried after {took:.2f}s"
+    after = wait_metrics(s.gw, lambda m: m.total(REQUESTS, model=A) >= 1, "the request counted")
+    assert after.total(FALLBACKS) == 0, after.lines(FALLBACKS)
+    assert after.total(MODEL_ERRORS, model=A, error_type="http_429") == 1, after.lines(MODEL_ERRORS)
+    assert after.total(REQUESTS, model=A, status="200") == 1, after.lines(REQUESTS)
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Timeout before the response starts
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_silent_past_timeout_ms_falls_back_to_b_and_counts_a_timeout(t):
+    for m in (t.primary, t.secondary):
+        m.control({"delay_models": {A: 3000}})
+    before = scrape(t.gw)
+    marks = t.marks()
+    reply, rid, took = send(t, client_body(A))
+    assert reply.status == 200, reply.body[:300]
+    assert served(reply) == (B, B_VERSION, "2"), dict(reply.headers)
+    assert took < 3.0, f"B answered after {took:.2f}s: not before A's 3 s answer"
+    primary, secondary = t.since(marks)
+    assert models_of(primary) == [A] and models_of(secondary) == [B]
+    after = wait_metrics(
+        t.gw, lambda s: s.total(REQUESTS, model=B) > before.total(REQUESTS, model=B), "the request counted"
+    )
+    d = metric_deltas(
+        before,
+        after,
+        (FALLBACKS, {"from_model": A, "to_model": B, "cause": "timeout"}),
+        (FALLBACKS, {}),
+        (MODEL_ERRORS, {"model": A, "error_type": "timeout"}),
+        (MODEL_ERRORS, {}),
+        (REQUESTS, {"model": B, "status": "200"}),
+    )
+    assert list(d.values()) == [1, 1, 1, 1, 1], d
+    status, entry = t.access_entry(rid)
+    assert status == 200 and entry["model"] == B and entry["attempts"] == 2, entry
+    assert entry["fallback_cause"] == "timeout", entry
+
+
+# --------------------------------------------------------------------------------------------
+# 4. 5. Streams: before the first byte a fallback; after it, never
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_stream_falls_back_before_its_first_byte_and_arrives_whole_from_b(g):
+    g.fail({A: 503})
+    before = scrape(g.gw)
+    marks = g.marks()
+    body = json.loads(client_body(A))
+    body["stream"] = True
+    status, headers, raw, clean, rid, _ = stream(
+        g, body, {"x-mock-prompt-tokens": "100", "x-mock-completion-tokens": "100"}
+    )
+    assert status == 200 and clean, raw[-300:]
+    assert (headers.get("x-ai-gateway-model"), headers.get("x-ai-gateway-attempts")) == (B, "2"), dict(headers)
+    assert headers.get("content-type", "").startswith("text/event-stream")
+    events = sse_events(raw)
+    assert events[-1] == b"[DONE]", raw[-300:]
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert {c["model"] for c in chunks} == {B}
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert text == "Hello from the mock provider"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert all("usage" not in c for c in chunks), "the usage chunk the client did not ask for reached it"
+
+    primary, secondary = g.since(marks)
+    assert models_of(primary) == [A] and models_of(secondary) == [B]
+    sent_b = secondary[0].json()
+    assert sent_b["stream"] is True and sent_b["stream_options"] == {"include_usage": True}
+    assert sent_b["max_tokens"] == B_CAP and sent_b["temperature"] == B_TEMP
+    assert secondary[0].content_length == len(secondary[0].body)
+
+    after = wait_metrics(
+        g.gw, lambda s: s.total(TOKENS, model=B) >= before.total(TOKENS, model=B) + 200, "B's tokens counted"
+    )
+    d = metric_deltas(
+        before,
+        after,
+        (TOKENS, {"model": B, "type": "prompt"}),
+        (TOKENS, {"model": B, "type": "completion"}),
+        (TOKENS, {"model": A}),
+        (REQUESTS, {"model": B, "status": "200"}),
+        (REQUESTS, {"model": A}),
+        (FALLBACKS, {"from_model": A, "to_model": B, "cause": "5xx"}),
+    )
+    assert list(d.values()) == [100, 100, 0, 1, 0, 1], d
+    _, entry = g.access_entry(rid)
+    assert (entry["model"], entry["prompt_tokens"], entry["completion_tokens"]) == (B, 100, 100), entry
+
+
+def test_a_failure_after_the_stream_started_is_not_retried_and_counts_as_an_error_of_that_model(g):
+    before = scrape(g.gw)
+    marks = g.marks()
+    body = json.loads(client_body(A))
+    body["stream"] = True
+    status, headers, raw, clean, rid, _ = stream(g, body, {"x-mock-chunks": "6", "x-mock-abort-after-chunks": "2"})
+    assert status == 200, raw[:300]
+    assert headers.get("x-ai-gateway-model") == A
+    assert not clean or b"[DONE]" not in raw, "the stream ended normally"
+    assert b"[DONE]" not in raw
+    assert len([e for e in sse_events(raw) if e != b"[DONE]"]) <= 2, raw
+    primary, secondary = g.since(marks)
+    assert models_of(primary) == [A] and secondary == [], "a started stream was retried"
+    after = wait_metrics(
+        g.gw, lambda s: s.total(MODEL_ERRORS, model=A) > before.total(MODEL_ERRORS, model=A), "A's error counted"
+    )
+    d = metric_deltas(
+        before,
+        after,
+        (MODEL_ERRORS, {"model": A}),
+        (MODEL_ERRORS, {"model": A, "error_type": "reset"}),
+        (MODEL_ERRORS, {"model": B}),
+        (FALLBACKS, {}),
+    )
+    assert list(d.values()) == [1, 1, 0, 0], d
+    _, entry = g.access_entry(rid)
+    assert entry["model"] == A and entry["attempts"] == 1 and entry["fallback_cause"] is None, entry
+
+
+# --------------------------------------------------------------------------------------------
+# 6. Every model fails
+# --------------------------------------------------------------------------------------------
+
+
+def test_when_the_fallback_list_is_exhausted_the_last_failure_reaches_the_client(g):
+    g.fail({A: 503, B: 502})
+    before = scrape(g.gw)
+    marks = g.marks()
+    reply, rid, _ = send(g, client_body(A))
+    assert reply.status == 502, reply.body[:300]
+    assert f"model {B} fails with 502" in reply.json()["error"]["message"], reply.body[:300]
+    assert served(reply) == (B, B_VERSION, str(MAX_ATTEMPTS)), dict(reply.headers)
+    primary, secondary = g.since(marks)
+    attempts = primary + secondary
+    assert len(attempts) == MAX_ATTEMPTS, (models_of(primary), models_of(secondary))
+    assert models_of(primary) == [A, B] and models_of(secondary) == [B]
+    after = wait_metrics(
+        g.gw, lambda s: s.total(REQUESTS, model=B) > before.total(REQUESTS, model=B), "the request counted"
+    )
+    d = metric_deltas(
+        before,
+        after,
+        (MODEL_ERRORS, {"model": A, "error_type": "http_5xx"}),
+        (MODEL_ERRORS, {"model": B, "error_type": "http_5xx"}),
+        (REQUESTS, {"model": B, "status": "502"}),
+        (FALLBACKS, {"from_model": A, "to_model": B, "cause": "5xx"}),
+    )
+    assert list(d.values()) == [1, 2, 1, 1], d
+    status, entry = g.access_entry(rid)
+    assert status == 502 and entry["model"] == B and entry["attempts"] == MAX_ATTEMPTS, entry
+
+
+# --------------------------------------------------------------------------------------------
+# 7. A circuit already open: the first attempt goes to the first healthy fallback
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_request_for_a_model_whose_circuit_is_open_goes_to_its_fallback_on_the_first_attempt(launcher):
+    cfg = plugin_config()
+    cfg["failover"] = {"window_s": 30, "min_requests": 3, "cooldown_s": 60}
+    cfg["failover_threshold"] = 0.5
+    s = start_setup(launcher, cfg)
+    s.fail({A: 503})
+    for _ in range(20):
+        if scrape(s.gw).total(CIRCUIT, model=A) == 1:
+            break
+        reply, _, _ = send(s, client_body(A))
+        assert reply.status == 200 and served(reply)[0] == B, (reply.status, dict(reply.headers))
+    else:
+        raise AssertionError("A's circuit did not open")
+    assert scrape(s.gw).total(MODEL_ERRORS, model=A) >= 3
+
+    s.reset()  # A is healthy again: only its open circuit keeps it out
+    marks = s.marks()
+    reply, rid, _ = send(s, client_body(A))
+    assert reply.status == 200, reply.body[:300]
+    assert served(reply) == (B, B_VERSION, "1"), dict(reply.headers)
+    primary, secondary = s.since(marks)
+    assert models_of(primary) == [B] and secondary == [], (models_of(primary), models_of(secondary))
+    assert_sent_exactly(primary[0], rewritten(client_body(A), B, first=A), "B's first attempt")
+    _, entry = s.access_entry(rid)
+    assert entry["model"] == B and entry["attempts"] == 1, entry
+
+
+# --------------------------------------------------------------------------------------------
+# 8. Client errors never fall back
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 413, 422])
+def test_a_client_error_from_the_provider_reaches_the_client_after_one_attempt(g, status):
+    g.fail({A: status})
+    before = scrape(g.gw)
+    marks = g.marks()
+    reply, rid, _ = send(g, client_body(A))
+    assert reply.status == status, reply.body[:300]
+    assert served(reply) == (A, A_VERSION, "1"), dict(reply.headers)
+    primary, secondary = g.since(marks)
+    assert models_of(primary) == [A] and secondary == []
+    status_logged, entry = g.access_entry(rid)
+    assert status_logged == status and entry["attempts"] == 1 and entry["model"] == A, entry
+    after = scrape(g.gw)
+    assert after.total(FALLBACKS) == before.total(FALLBACKS)
+    assert after.total(MODEL_ERRORS, model=A) == before.total(MODEL_ERRORS, model=A)
+
+
+# --------------------------------------------------------------------------------------------
+# 9. The body's length changes both ways
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1024, 1024 * 1024], ids=["1KiB", "1MiB"])
+@pytest.mark.parametrize(
+    "first,fallback", [(A, B), (X, A)], ids=["to a shorter name (A to B)", "to a longer name (X to A)"]
+)
+def test_a_fallback_body_is_the_clients_bytes_with_the_fallback_models_rewrite(g, size, first, fallback):
+    g.fail({first: 503})
+    client = client_body(first, size)
+    assert abs(len(client) - size) <= 1, len(client)
+    marks = g.marks()
+    reply, _, _ = send(g, client)
+    assert reply.status == 200, reply.body[:300]
+    assert served(reply)[0] == fallback and served(reply)[2] == "2", dict(reply.headers)
+    primary, secondary = g.since(marks)
+    assert models_of(primary) == [first] and len(secondary) == 1, (models_of(primary), len(secondary))
+    assert_sent_exactly(primary[0], rewritten(client, first, first=first), f"{first}'s attempt")
+    assert_sent_exactly(secondary[0], rewritten(client, fallback, first=first), f"{fallback}'s attempt")
+    assert len(secondary[0].body) != len(primary[0].body)
+
+
+# --------------------------------------------------------------------------------------------
+# 10. key_injection: upstream — the key on every attempt, in no log line
+# --------------------------------------------------------------------------------------------
+
+KEY_UPSTREAM_YAML = REPO / "envoy" / "key-upstream.yaml"
+UPSTREAM_KEY = "hs_fb~A+b/c=d.e-f:0123456789-XyZ/w+=="
+
+
+def key_upstream_doc() -> dict:
+    """envoy/key-upstream.yaml with what fallback needs, where the shipped file lacks it: the
+    attempt count on requests and responses, the route's ``per_try_idle_timeout``, A's
+    fallback list, and the filter as the cluster's upstream filter (the same configuration and
+    VM objects as the listener's, as demo.yaml does with YAML anchors)."""
+    doc = yaml.safe_load(KEY_UPSTREAM_YAML.read_text())
+    vh = hcm(doc)["route_config"]["virtual_hosts"][0]
+    vh.setdefault("include_request_attempt_count", True)
+    vh.setdefault("include_attempt_count_in_response", True)
+    route_cfg(doc)["retry_policy"].setdefault("per_try_idle_timeout", "60s")
+    listener_wasm = harness_envoy.wasm_filter_config(doc)
+    cfg = json.loads(listener_wasm["configuration"]["value"])
+    for m in cfg["models"]:
+        if m["name"] == A:
+            m.setdefault("fallback", [B])
+    listener_wasm["configuration"]["value"] = json.dumps(cfg)
+    (mock,) = [c for c in doc["static_resources"]["clusters"] if c["name"] == "mock"]
+    opts = mock["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    present = [
+        f for f in opts["http_filters"] if f.get("typed_config", {}).get("config", {}).get("root_id") == "ai_gateway_upstream"
+    ]
+    if not present:
+        opts["http_filters"].insert(
+            0,
+            {
+                "name": "envoy.filters.http.wasm",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                    "config": {
+                        "name": "ai_gateway_upstream",
+                        "root_id": "ai_gateway_upstream",
+                        "allow_on_headers_stop_iteration": True,
+                        "failure_policy": "FAIL_RELOAD",
+                        "configuration": listener_wasm["configuration"],
+                        "vm_config": listener_wasm["vm_config"],
+                    },
+                },
+            },
+        )
+    return doc
+
+
+def test_with_key_injection_upstream_every_attempt_carries_the_key_and_no_log_line_does(launcher):
+    doc = key_upstream_doc()
+    cfg = json.loads(harness_envoy.wasm_filter_config(doc)["configuration"]["value"])
+    assert cfg["upstream"].get("key_injection") == "upstream"
+    s = start_setup(launcher, cfg, doc=doc, key=UPSTREAM_KEY, log_level="trace", wasm_log_level="trace")
+    auth = {"authorization": "Bearer client-secret"}
+    replies, attempts = [], []
+    for status in (503, 429):
+        s.fail({A: status})
+        marks = s.marks()
+        reply, _, _ = send(s, client_body(A), headers={**auth, "x-mock-retry-after": "0"})
+        replies.append(reply)
+        primary, secondary = s.since(marks)
+        assert reply.status == 200, (status, reply.status, reply.body[:300])
+        assert served(reply) == (B, B_VERSION, "2"), (status, dict(reply.headers))
+        assert models_of(primary) == [A] and models_of(secondary) == [B], status
+        assert_sent_exactly(secondary[0], rewritten(client_body(A), B, first=A), f"B's attempt after {status}")
+        attempts += primary + secondary
+    # Every model fails: three attempts, each keyed.
+    s.fail({A: 503, B: 503})
+    marks = s.marks()
+    reply, _, _ = send(s, client_body(A), headers=auth)
+    replies.append(reply)
+    assert reply.status == 503 and served(reply) == (B, B_VERSION, "3"), (reply.status, dict(reply.headers))
+    primary, secondary = s.since(marks)
+    assert len(primary + secondary) == 3
+    attempts += primary + secondary
+    for rec in attempts:
+        assert_key(rec, f"attempt {rec}", UPSTREAM_KEY)
+        assert "client-secret" not in str(rec.header_pairs)
+        assert rec.headers("x-ai-gateway-inject-key") == []
+    for reply in replies:
+        assert_reply_clean(reply, "reply", UPSTREAM_KEY)
+    log = s.gw.log()
+    assert "[trace][wasm]" in log and "[trace][router]" in log and "router decoding headers" in log
+    leaked = log_lines_with(log, UPSTREAM_KEY)
+    assert not leaked, "the key is in Envoy's log:\n" + "\n".join(leaked[:20])
+    assert "client-secret" in log, "the router's header dump did not run: the check above proves nothing"
+    stats = s.gw.stats()
+    assert stats["cluster.mock.credential_injector.injected"] == len(attempts), stats.get(
+        "cluster.mock.credential_injector.injected"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# 11. A long stream outlives timeout_ms
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_stream_longer_than_timeout_ms_with_short_gaps_arrives_whole(t):
+    marks = t.marks()
+    body = json.loads(client_body(A))
+    body["stream"] = True
+    status, headers, raw, clean, rid, took = stream(t, body, {"x-mock-chunks": "12", "x-mock-chunk-delay-ms": "150"})
+    assert status == 200 and clean, raw[-300:]
+    assert headers.get("x-ai-gateway-model") == A and headers.get("x-ai-gateway-attempts") == "1"
+    events = sse_events(raw)
+    assert events[-1] == b"[DONE]"
+    contents = [
+        c["choices"][0]["delta"]["content"]
+        for c in map(json.loads, events[:-1])
+        if c["choices"] and "content" in c["choices"][0]["delta"]
+    ]
+    assert len(contents) == 12, contents
+    assert took >= 1.0, f"the stream took {took:.2f}s: not longer than timeout_ms (0.5 s), proves nothing"
+    primary, secondary = t.since(marks)
+    assert models_of(primary) == [A] and secondary == []
+    status_logged, entry = t.access_entry(rid)
+    assert status_logged == 200 and entry["attempts"] == 1
+
+
+# --------------------------------------------------------------------------------------------
+# 12. Metrics and the access-log entry of a fallback
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_fallback_is_counted_per_model_and_logged_with_the_model_that_answered(g):
+    g.fail({A: 503})
+    before = scrape(g.gw)
+    reply, rid, _ = send(g, client_body(A), headers={"x-mock-prompt-tokens": "100", "x-mock-completion-tokens": "100"})
+    assert reply.status == 200 and served(reply)[0] == B, reply.body[:300]
+    after = wait_metrics(
+        g.gw, lambda s: s.total(COST, model=B) > before.total(COST, model=B), "B's cost counted"
+    )
+    d = metric_deltas(
+        before,
+        after,
+        (FALLBACKS, {"from_model": A, "to_model": B, "cause": "5xx"}),
+        (FALLBACKS, {}),
+        (MODEL_ERRORS, {"model": A, "version": A_VERSION, "error_type": "http_5xx"}),
+        (MODEL_ERRORS, {}),
+        (REQUESTS, {"route": "_direct", "model": B, "version": B_VERSION, "status": "200"}),
+        (REQUESTS, {}),
+        (TOKENS, {"model": B, "version": B_VERSION, "type": "prompt"}),
+        (TOKENS, {"model": B, "version": B_VERSION, "type": "completion"}),
+        (TOKENS, {"model": A}),
+        # gpt-4.1: 2.00 $/M input, 8.00 $/M output: 100 × 2 + 100 × 8 µ$.
+        (COST, {"route": "_direct", "model": B, "version": B_VERSION}),
+        (COST, {"model": A}),
+    )
+    assert list(d.values()) == [1, 1, 1, 1, 1, 1, 100, 100, 0, 1000, 0], d
+    status, entry = g.access_entry(rid)
+    assert status == 200
+    assert entry == {
+        "route": "_direct",
+        "model": B,
+        "version": B_VERSION,
+        "attempts": 2,
+        "fallback_cause": "5xx",
+        "prompt_tokens": 100,
+        "completion_tokens": 100,
+        "cost_usd": "0.001",
+    }, entry
