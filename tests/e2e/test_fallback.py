@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import time
+import types
 import uuid
 from pathlib import Path
 
@@ -33,7 +35,7 @@ import pytest
 import requests
 import yaml
 from harness import envoy as harness_envoy
-from harness import REPO, TEST_KEY, Gateway, Reply, chat, demo_plugin_config, load_demo_yaml
+from harness import REPO, TEST_KEY, Gateway, Reply, chat, demo_plugin_config, free_port, load_demo_yaml
 from harness.metrics import scrape
 from harness.secrets import assert_reply_clean, log_lines_with
 
@@ -109,9 +111,15 @@ class Setup:
     def __init__(self, gw: Gateway, primary, secondary, access_log: Path):
         self.gw, self.primary, self.secondary, self.access_log = gw, primary, secondary, access_log
 
+    def mocks(self) -> list:
+        return [m for m in (self.primary, self.secondary) if m.url]
+
+    def control(self, doc: dict) -> None:
+        for m in self.mocks():
+            m.control(doc)
+
     def reset(self) -> None:
-        for m in (self.primary, self.secondary):
-            m.control({})
+        self.control({})
 
     def fail(self, models: dict[str, int], *, primary: bool = True, secondary: bool = True) -> None:
         """``fail_models`` on the primary and/or the secondary (the other one is healed)."""
@@ -119,13 +127,13 @@ class Setup:
         self.secondary.control({"fail_models": models} if secondary else {})
 
     def marks(self) -> tuple[int, int]:
-        return self.primary.last_id(), self.secondary.last_id()
+        return tuple(m.last_id() if m.url else 0 for m in (self.primary, self.secondary))
 
     def since(self, marks: tuple[int, int]) -> tuple[list, list]:
-        """What the primary and the secondary recorded after ``marks``."""
-        return (
-            [self.primary.received(i) for i in range(marks[0] + 1, self.primary.last_id() + 1)],
-            [self.secondary.received(i) for i in range(marks[1] + 1, self.secondary.last_id() + 1)],
+        """What the primary and the secondary recorded after ``marks`` (a dead endpoint: [])."""
+        return tuple(
+            [m.received(i) for i in range(mark + 1, m.last_id() + 1)] if m.url else []
+            for m, mark in zip((self.primary, self.secondary), marks)
         )
 
     def access_entry(self, test_id: str, timeout: float = 10.0) -> tuple[int, dict]:
@@ -145,8 +153,14 @@ class Setup:
             time.sleep(0.05)
 
 
-def start_setup(launcher, cfg: dict, *, doc: dict | None = None, **kw) -> Setup:
-    primary, secondary = launcher.mock("primary"), launcher.mock("secondary")
+def dead_endpoint() -> types.SimpleNamespace:
+    """Stands in for a Mock: a loopback port nothing listens on (connection refused)."""
+    return types.SimpleNamespace(name="dead", port=free_port(), url=None)
+
+
+def start_setup(launcher, cfg: dict, *, doc: dict | None = None, primary=None, **kw) -> Setup:
+    primary = primary or launcher.mock("primary")
+    secondary = launcher.mock("secondary")
     access_log = launcher.workdir / f"access-{uuid.uuid4().hex[:8]}.log"
     doc = with_access_log(doc if doc is not None else load_demo_yaml(), access_log)
     with pytest.MonkeyPatch.context() as mp:
@@ -762,3 +776,278 @@ def test_a_fallback_is_counted_per_model_and_logged_with_the_model_that_answered
         "completion_tokens": 100,
         "cost_usd": "0.001",
     }, entry
+
+
+# --------------------------------------------------------------------------------------------
+# More causes: a reset, a refused connection
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_reset_before_the_response_falls_back_to_b_and_counts_a_reset(g):
+    g.control({"reset_models": [A]})
+    before = scrape(g.gw)
+    marks = g.marks()
+    reply, rid, _ = send(g, client_body(A))
+    assert reply.status == 200, reply.body[:300]
+    assert served(reply) == (B, B_VERSION, "2"), dict(reply.headers)
+    primary, secondary = g.since(marks)
+    assert models_of(primary) == [A] and models_of(secondary) == [B]
+    after = wait_metrics(g.gw, lambda s: s.total(REQUESTS, model=B) > before.total(REQUESTS, model=B), "counted")
+    d = metric_deltas(
+        before,
+        after,
+        (FALLBACKS, {"from_model": A, "to_model": B, "cause": "reset"}),
+        (MODEL_ERRORS, {"model": A, "error_type": "reset"}),
+        (MODEL_ERRORS, {"model": A}),
+    )
+    assert list(d.values()) == [1, 1, 1], d
+    _, entry = g.access_entry(rid)
+    assert entry["fallback_cause"] == "reset" and entry["attempts"] == 2, entry
+
+
+def test_a_refused_connection_falls_back_to_b_and_counts_a_connect_failure(launcher):
+    """The primary endpoint is down (connection refused): attempt 1 never reaches a provider;
+    attempt 2 goes to the secondary with B (``connect_failure`` is in the default
+    ``fallback_on``), and the cause is ``connect_failure``, not ``reset``."""
+    s = start_setup(launcher, plugin_config(), primary=dead_endpoint())
+    marks = s.marks()
+    reply, rid, _ = send(s, client_body(A))
+    assert reply.status == 200, reply.body[:300]
+    assert served(reply) == (B, B_VERSION, "2"), dict(reply.headers)
+    _, secondary = s.since(marks)
+    assert models_of(secondary) == [B]
+    assert_sent_exactly(secondary[0], rewritten(client_body(A), B, first=A), "B's attempt")
+    after = wait_metrics(s.gw, lambda m: m.total(REQUESTS, model=B) >= 1, "counted")
+    assert after.total(FALLBACKS, from_model=A, to_model=B, cause="connect_failure") == 1, after.lines(FALLBACKS)
+    assert after.total(MODEL_ERRORS, model=A, error_type="connect_failure") == 1, after.lines(MODEL_ERRORS)
+    _, entry = s.access_entry(rid)
+    assert entry["fallback_cause"] == "connect_failure", entry
+
+
+def test_a_refused_connection_retries_the_same_model_when_connect_failure_is_not_in_fallback_on(launcher):
+    s = start_setup(
+        launcher, plugin_config(fallback_on=["5xx", "429", "timeout", "reset"]), primary=dead_endpoint()
+    )
+    marks = s.marks()
+    reply, _, _ = send(s, client_body(A))
+    assert reply.status == 200, reply.body[:300]
+    assert served(reply) == (A, A_VERSION, "2"), dict(reply.headers)
+    _, secondary = s.since(marks)
+    assert models_of(secondary) == [A], "a connect failure moved to another model"
+    after = wait_metrics(s.gw, lambda m: m.total(REQUESTS) >= 1, "counted")
+    assert after.total(FALLBACKS) == 0, after.lines(FALLBACKS)
+
+
+# --------------------------------------------------------------------------------------------
+# Exhaustion with 429s; max_attempts; max_duration_ms
+# --------------------------------------------------------------------------------------------
+
+
+def test_when_every_model_is_rate_limited_the_last_429_and_its_retry_after_reach_the_client(g):
+    """A 429 (Retry-After dropped: B is next) → B 429 (kept: B is the last model, Envoy waits
+    its 1 s) → B 429 on the last attempt: the client gets it with its Retry-After."""
+    g.fail({A: 429, B: 429})
+    marks = g.marks()
+    reply, _, took = send(g, client_body(A), headers={"x-mock-retry-after": "1"})
+    assert reply.status == 429, reply.body[:300]
+    assert served(reply) == (B, B_VERSION, "3"), dict(reply.headers)
+    assert reply.headers.get("retry-after") == "1", dict(reply.headers)
+    primary, secondary = g.since(marks)
+    assert models_of(primary) == [A, B] and models_of(secondary) == [B]
+    assert took >= 0.8, f"{took:.2f}s: B's second attempt did not wait for B's Retry-After"
+
+
+@pytest.mark.parametrize("max_attempts", [1, 2])
+def test_max_attempts_bounds_every_attempt_of_a_request(launcher, max_attempts):
+    s = start_setup(launcher, plugin_config(max_attempts=max_attempts))
+    s.fail({A: 503, B: 503})
+    marks = s.marks()
+    reply, rid, _ = send(s, client_body(A))
+    assert reply.status == 503, reply.body[:300]
+    primary, secondary = s.since(marks)
+    if max_attempts == 1:
+        assert served(reply) == (A, A_VERSION, "1"), dict(reply.headers)
+        assert models_of(primary) == [A] and secondary == []
+    else:
+        assert served(reply) == (B, B_VERSION, "2"), dict(reply.headers)
+        assert models_of(primary) == [A] and models_of(secondary) == [B]
+    _, entry = s.access_entry(rid)
+    assert entry["attempts"] == max_attempts, entry
+
+
+def test_max_duration_ms_bounds_the_wait_for_a_retry_after(launcher):
+    """``max_duration_ms`` (x-envoy-upstream-rq-timeout-ms) covers the whole request, the
+    back-off included: a 3 s Retry-After of a model retried as itself is cut at 1.5 s."""
+    s = start_setup(
+        launcher, plugin_config(fallback_on=["5xx", "timeout", "reset", "connect_failure"], max_duration_ms=1500)
+    )
+    s.fail({A: 429}, secondary=False)
+    marks = s.marks()
+    reply, _, took = send(s, client_body(A), headers={"x-mock-retry-after": str(RETRY_AFTER)})
+    primary, secondary = s.since(marks)
+    assert took < RETRY_AFTER, f"answered after {took:.2f}s: max_duration_ms (1.5 s) did not bound the wait"
+    assert reply.status in (429, 504), reply.body[:300]
+    assert models_of(primary) == [A] and secondary == [], (reply.status, took)
+
+
+# --------------------------------------------------------------------------------------------
+# Other endpoints, chunked bodies, concurrent requests
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path,client,expected_b",
+    [
+        (
+            "/v1/completions",
+            b'{"model":"claude-sonnet-4.5","prompt":"hi"}',
+            b'{"max_tokens":4096,"temperature":0.7,"model":"gpt-4.1","prompt":"hi"}',
+        ),
+        (
+            "/v1/embeddings",
+            b'{"model":"claude-sonnet-4.5","input":["a","b"]}',
+            b'{"model":"gpt-4.1","input":["a","b"]}',
+        ),
+        (
+            "/v1/responses",
+            b'{"model":"claude-sonnet-4.5","input":"hi"}',
+            b'{"max_output_tokens":4096,"temperature":0.7,"model":"gpt-4.1","input":"hi"}',
+        ),
+    ],
+    ids=["completions", "embeddings", "responses"],
+)
+def test_every_endpoint_falls_back_with_bs_rewrite_for_that_endpoint(g, path, client, expected_b):
+    g.fail({A: 503})
+    marks = g.marks()
+    rid = uuid.uuid4().hex
+    reply = chat(g.gw, client, path=path, headers={ID_HEADER: rid})
+    assert reply.status == 200, reply.body[:300]
+    assert served(reply) == (B, B_VERSION, "2"), dict(reply.headers)
+    assert reply.json()["model"] == B
+    primary, secondary = g.since(marks)
+    assert models_of(primary) == [A] and len(secondary) == 1
+    assert secondary[0].path == path
+    assert_sent_exactly(secondary[0], expected_b, f"B's attempt on {path}")
+
+
+def test_a_chunked_client_body_falls_back_with_an_exact_content_length(g):
+    g.fail({A: 503})
+    client = client_body(A, 64 * 1024)
+    marks = g.marks()
+
+    def chunks():
+        for i in range(0, len(client), 7000):
+            yield client[i : i + 7000]
+
+    r = requests.post(
+        g.gw.url + "/v1/chat/completions", data=chunks(), headers={"content-type": "application/json"}, timeout=30
+    )
+    assert r.status_code == 200, r.text[:300]
+    assert r.headers.get("x-ai-gateway-model") == B
+    primary, secondary = g.since(marks)
+    assert primary[0].chunked is False or primary[0].content_length == len(primary[0].body)
+    assert_sent_exactly(secondary[0], rewritten(client, B, first=A), "B's attempt of a chunked request")
+
+
+def test_concurrent_fallbacks_each_carry_their_own_body(g):
+    g.fail({A: 503})
+    marks = g.marks()
+    bodies = {f"u-{i}": client_body(A, 2048 + 97 * i, user=f"u-{i}") for i in range(24)}
+    errors: list[str] = []
+
+    def work(users):
+        session = requests.Session()
+        for u in users:
+            r = session.post(g.gw.url + "/v1/chat/completions", data=bodies[u], headers={"content-type": "application/json"}, timeout=30)
+            if r.status_code != 200 or r.headers.get("x-ai-gateway-model") != B:
+                errors.append(f"{u}: {r.status_code} {r.headers.get('x-ai-gateway-model')} {r.text[:200]}")
+
+    users = sorted(bodies)
+    threads = [threading.Thread(target=work, args=(users[i::4],)) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert not errors, errors
+    primary, secondary = g.since(marks)
+    assert sorted(models_of(primary)) == [A] * 24 and len(secondary) == 24
+    for rec in secondary:
+        user = rec.json()["user"]
+        assert_sent_exactly(rec, rewritten(bodies[user], B, first=A), f"B's attempt for {user}")
+
+
+# --------------------------------------------------------------------------------------------
+# The fallback list in order, skipping a model whose circuit is open
+# --------------------------------------------------------------------------------------------
+
+C, C_VERSION = "gemini-2.5-flash", "1.0.0"
+
+
+def test_a_fallback_skips_a_model_whose_circuit_is_open(launcher):
+    """A's list is [C, B]: attempt 2 goes to C while C's circuit is closed, to B once it is open."""
+    cfg = plugin_config()
+    (a,) = [m for m in cfg["models"] if m["name"] == A]
+    a["fallback"] = [C, B]
+    cfg["models"].append({"name": C, "version": C_VERSION, "cluster": "mock"})
+    cfg["failover"] = {"window_s": 30, "min_requests": 3, "cooldown_s": 60}
+    s = start_setup(launcher, cfg)
+
+    s.fail({A: 503})
+    marks = s.marks()
+    reply, _, _ = send(s, client_body(A))
+    assert reply.status == 200 and served(reply) == (C, C_VERSION, "2"), (reply.status, dict(reply.headers))
+    primary, secondary = s.since(marks)
+    assert models_of(primary) == [A] and models_of(secondary) == [C]
+
+    # Open C's circuit (requests for C by name: it has no fallback list, so it is tried).
+    s.fail({C: 503})
+    for _ in range(20):
+        if scrape(s.gw).total(CIRCUIT, model=C) == 1:
+            break
+        reply, _, _ = send(s, client_body(C))
+        assert reply.status == 503 and served(reply)[0] == C, (reply.status, dict(reply.headers))
+    else:
+        raise AssertionError("C's circuit did not open")
+    assert scrape(s.gw).total(CIRCUIT, model=A) == 0
+
+    # A fails: attempt 2 skips C (open, and failing anyway) and goes to B.
+    s.fail({A: 503, C: 503})
+    marks = s.marks()
+    reply, _, _ = send(s, client_body(A))
+    assert reply.status == 200, reply.body[:300]
+    assert served(reply) == (B, B_VERSION, "2"), dict(reply.headers)
+    primary, secondary = s.since(marks)
+    assert models_of(primary) == [A] and models_of(secondary) == [B], (models_of(primary), models_of(secondary))
+    after = scrape(s.gw)
+    assert after.total(FALLBACKS, from_model=A, to_model=B, cause="5xx") == 1, after.lines(FALLBACKS)
+    assert after.total(FALLBACKS, from_model=A, to_model=C, cause="5xx") == 1, after.lines(FALLBACKS)
+
+
+# --------------------------------------------------------------------------------------------
+# stream_idle_timeout_ms (the route's per_try_idle_timeout) on a model with a fallback list
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_stalled_stream_is_cut_by_the_idle_timeout_and_not_retried_while_a_steady_one_is_whole(launcher):
+    doc = load_demo_yaml()
+    route_cfg(doc)["retry_policy"]["per_try_idle_timeout"] = "0.5s"
+    s = start_setup(launcher, plugin_config(stream_idle_timeout_ms=500), doc=doc)
+    body = json.loads(client_body(A))
+    body["stream"] = True
+
+    status, _, raw, clean, _, _ = s_stream = stream(s, body, {"x-mock-chunks": "8", "x-mock-chunk-delay-ms": "150"})
+    assert status == 200 and clean and sse_events(raw)[-1] == b"[DONE]", raw[-300:]
+
+    before = scrape(s.gw)
+    marks = s.marks()
+    status, headers, raw, clean, rid, _ = stream(s, body, {"x-mock-chunks": "4", "x-mock-chunk-delay-ms": "1500"})
+    assert status == 200 and b"[DONE]" not in raw, raw[-300:]
+    assert headers.get("x-ai-gateway-model") == A
+    primary, secondary = s.since(marks)
+    assert models_of(primary) == [A] and secondary == [], "a started stream was retried"
+    after = wait_metrics(
+        s.gw, lambda m: m.total(MODEL_ERRORS, model=A) > before.total(MODEL_ERRORS, model=A), "A's error counted"
+    )
+    d = metric_deltas(before, after, (MODEL_ERRORS, {"model": A, "error_type": "timeout"}), (FALLBACKS, {}))
+    assert list(d.values()) == [1, 0], d
+    del s_stream
