@@ -24,6 +24,7 @@ circuit has its own gateway. Timing assertions are orders of magnitude, never ti
 from __future__ import annotations
 
 import copy
+import subprocess
 import json
 import threading
 import time
@@ -945,7 +946,7 @@ def test_a_chunked_client_body_falls_back_with_an_exact_content_length(g):
     assert r.status_code == 200, r.text[:300]
     assert r.headers.get("x-ai-gateway-model") == B
     primary, secondary = g.since(marks)
-    assert primary[0].chunked is False or primary[0].content_length == len(primary[0].body)
+    assert_sent_exactly(primary[0], rewritten(client, A, first=A), "A's attempt of a chunked request")
     assert_sent_exactly(secondary[0], rewritten(client, B, first=A), "B's attempt of a chunked request")
 
 
@@ -1035,7 +1036,7 @@ def test_a_stalled_stream_is_cut_by_the_idle_timeout_and_not_retried_while_a_ste
     body = json.loads(client_body(A))
     body["stream"] = True
 
-    status, _, raw, clean, _, _ = s_stream = stream(s, body, {"x-mock-chunks": "8", "x-mock-chunk-delay-ms": "150"})
+    status, _, raw, clean, _, _ = stream(s, body, {"x-mock-chunks": "8", "x-mock-chunk-delay-ms": "150"})
     assert status == 200 and clean and sse_events(raw)[-1] == b"[DONE]", raw[-300:]
 
     before = scrape(s.gw)
@@ -1050,4 +1051,57 @@ def test_a_stalled_stream_is_cut_by_the_idle_timeout_and_not_retried_while_a_ste
     )
     d = metric_deltas(before, after, (MODEL_ERRORS, {"model": A, "error_type": "timeout"}), (FALLBACKS, {}))
     assert list(d.values()) == [1, 0], d
-    del s_stream
+
+
+# --------------------------------------------------------------------------------------------
+# `ai-gateway canary analyze` against a real Prometheus: fallback hides a failing canary from
+# its clients, not from the analysis
+# --------------------------------------------------------------------------------------------
+
+CANARY, CANARY_VERSION = "deepseek-v3.2", "2.0.0-canary.1"
+
+
+def test_canary_analyze_rolls_back_a_canary_whose_every_attempt_fails_though_fallback_served_every_client(launcher):
+    from harness import AI_GATEWAY_BIN
+    from harness.prometheus import start_prometheus
+
+    if not AI_GATEWAY_BIN.exists():
+        pytest.fail(f"{AI_GATEWAY_BIN} missing: run `make cli-build`", pytrace=False)
+    cfg = plugin_config()
+    (canary,) = [m for m in cfg["models"] if m["name"] == CANARY]
+    canary["fallback"] = [B]
+    cfg["routes"] = [{"name": "chat", "targets": [{"model": B, "weight": 50}, {"model": CANARY, "weight": 50}]}]
+    s = start_setup(launcher, cfg)
+    prom = start_prometheus(launcher.workdir, [s.gw.admin_url.removeprefix("http://")], procs=launcher.procs)
+    prom.wait_scraped()
+    s.fail({CANARY: 503})
+    marks = s.marks()
+    n = 200
+    replies = [send(s, client_body("chat"))[0] for _ in range(n)]
+    assert {(r.status, served(r)[0]) for r in replies} == {(200, B)}, "fallback did not serve every client"
+    attempts = [int(served(r)[2]) for r in replies]
+    canary_picks = attempts.count(2)
+    assert 50 <= canary_picks <= 150, canary_picks
+    primary, secondary = s.since(marks)
+    assert models_of(primary).count(CANARY) == canary_picks
+
+    deadline = time.monotonic() + 30
+    while True:
+        total = prom.first_value('sum(ai_gateway_requests_total{route="chat"})') or 0
+        errs = prom.first_value(f'sum(ai_gateway_model_errors_total{{model="{CANARY}"}})') or 0
+        if total >= n and errs >= canary_picks:
+            break
+        assert time.monotonic() < deadline, f"Prometheus has {total} requests, {errs} canary errors"
+        time.sleep(0.5)
+    r = subprocess.run(
+        [
+            str(AI_GATEWAY_BIN), "canary", "analyze", "--prometheus", prom.url, "--route", "chat",
+            "--canary", f"{CANARY}@{CANARY_VERSION}", "--window", "2m", "--min-requests", "10",
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    print(r.stdout)
+    assert r.returncode == 20, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout.rstrip().endswith("verdict: rollback"), r.stdout
+    assert "failed attempts per request: canary" in r.stdout and "> 0.02" in r.stdout, r.stdout
+    assert "circuit breaker opened" not in r.stdout, "the breaker is configured never to open here"
