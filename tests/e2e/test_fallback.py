@@ -1105,3 +1105,94 @@ def test_canary_analyze_rolls_back_a_canary_whose_every_attempt_fails_though_fal
     assert r.stdout.rstrip().endswith("verdict: rollback"), r.stdout
     assert "failed attempts per request: canary" in r.stdout and "> 0.02" in r.stdout, r.stdout
     assert "circuit breaker opened" not in r.stdout, "the breaker is configured never to open here"
+
+
+# --------------------------------------------------------------------------------------------
+# Escaped JSON, the client's own include_usage, a half-open probe that fails
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "client,expected_b",
+    [
+        (
+            b'{"mod\\u0065l":"claude-sonnet-4.5","messages":[{"role":"user","content":"hi"}]}',
+            b'{"max_tokens":4096,"temperature":0.7,"mod\\u0065l":"gpt-4.1","messages":[{"role":"user","content":"hi"}]}',
+        ),
+        (
+            b'{"model":"claude\\u002dsonnet-4.5","messages":[{"role":"user","content":"hi"}],"temperature":null}',
+            b'{"max_tokens":4096,"model":"gpt-4.1","messages":[{"role":"user","content":"hi"}],"temperature":0.7}',
+        ),
+    ],
+    ids=["escaped key", "escaped name, null temperature"],
+)
+def test_escaped_json_falls_back_with_bs_rewrite(g, client, expected_b):
+    g.fail({A: 503})
+    marks = g.marks()
+    reply, _, _ = send(g, client)
+    assert reply.status == 200, reply.body[:300]
+    assert served(reply) == (B, B_VERSION, "2"), dict(reply.headers)
+    primary, secondary = g.since(marks)
+    assert models_of(primary) == [A] and len(secondary) == 1
+    assert_sent_exactly(secondary[0], expected_b, "B's attempt")
+
+
+def test_a_stream_whose_client_asked_for_usage_gets_bs_usage_chunk(g):
+    g.fail({A: 503})
+    body = json.loads(client_body(A))
+    body.update(stream=True, stream_options={"include_usage": True})
+    status, headers, raw, clean, rid, _ = stream(g, body, {"x-mock-prompt-tokens": "7", "x-mock-completion-tokens": "9"})
+    assert status == 200 and clean, raw[-300:]
+    assert headers.get("x-ai-gateway-model") == B
+    events = sse_events(raw)
+    assert events[-1] == b"[DONE]"
+    usage = json.loads(events[-2])
+    assert usage["model"] == B and usage["choices"] == [], usage
+    assert usage["usage"] == {"prompt_tokens": 7, "completion_tokens": 9, "total_tokens": 16}, usage
+    _, entry = g.access_entry(rid)
+    assert (entry["model"], entry["prompt_tokens"], entry["completion_tokens"]) == (B, 7, 9), entry
+
+
+def test_a_failing_half_open_probe_reopens_the_circuit_and_its_client_is_served_by_the_fallback(launcher):
+    cooldown = 2
+    cfg = plugin_config()
+    cfg["failover"] = {"window_s": 30, "min_requests": 3, "cooldown_s": cooldown}
+    s = start_setup(launcher, cfg)
+    s.fail({A: 503})
+    for _ in range(20):
+        if scrape(s.gw).total(CIRCUIT, model=A) == 1:
+            break
+        send(s, client_body(A))
+    else:
+        raise AssertionError("A's circuit did not open")
+    opened = time.monotonic()
+    # Open: straight to B.
+    marks = s.marks()
+    reply, _, _ = send(s, client_body(A))
+    assert served(reply) == (B, B_VERSION, "1") and models_of(s.since(marks)[0]) == [B], dict(reply.headers)
+
+    # After the cooldown: the probe goes to A, fails, B answers it; the circuit is open again.
+    time.sleep(max(0.0, opened + cooldown + 0.3 - time.monotonic()))
+    marks = s.marks()
+    reply, _, _ = send(s, client_body(A))
+    assert reply.status == 200 and served(reply) == (B, B_VERSION, "2"), (reply.status, dict(reply.headers))
+    primary, secondary = s.since(marks)
+    assert models_of(primary) == [A] and models_of(secondary) == [B]
+    reopened = time.monotonic()
+    assert scrape(s.gw).total(CIRCUIT, model=A) == 1
+    marks = s.marks()
+    reply, _, _ = send(s, client_body(A))
+    assert time.monotonic() - reopened < cooldown, "too slow to see the reopened circuit"
+    assert served(reply) == (B, B_VERSION, "1") and models_of(s.since(marks)[0]) == [B], dict(reply.headers)
+
+    # Healed: the next probe succeeds on A and closes the circuit.
+    s.reset()
+    time.sleep(max(0.0, reopened + cooldown + 0.3 - time.monotonic()))
+    marks = s.marks()
+    reply, _, _ = send(s, client_body(A))
+    assert reply.status == 200 and served(reply) == (A, A_VERSION, "1"), (reply.status, dict(reply.headers))
+    assert models_of(s.since(marks)[0]) == [A]
+    deadline = time.monotonic() + 5
+    while scrape(s.gw).total(CIRCUIT, model=A) != 0:
+        assert time.monotonic() < deadline, "A's circuit did not close after a successful probe"
+        time.sleep(0.05)
