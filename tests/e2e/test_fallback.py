@@ -1196,3 +1196,62 @@ def test_a_failing_half_open_probe_reopens_the_circuit_and_its_client_is_served_
     while scrape(s.gw).total(CIRCUIT, model=A) != 0:
         assert time.monotonic() < deadline, "A's circuit did not close after a successful probe"
         time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-model timeout_ms across a fallback; a last attempt that times out
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_fallback_models_attempt_gets_its_own_timeout_ms(launcher):
+    """A: timeout_ms 500, B: timeout_ms 5000. A is silent for 3 s (timeout), B takes 1 s to
+    answer: within B's own timeout, so B's answer reaches the client. (Envoy reads the
+    per-try timeout once per request, from the first model's x-envoy-upstream-rq-per-try-timeout-ms.)"""
+    cfg = plugin_config()
+    for m in cfg["models"]:
+        if m["name"] == A:
+            m["timeout_ms"] = 500
+        if m["name"] == B:
+            m["timeout_ms"] = 5000
+    s = start_setup(launcher, cfg)
+    s.control({"delay_models": {A: 3000, B: 1000}})
+    before = scrape(s.gw)
+    marks = s.marks()
+    reply, rid, took = send(s, client_body(A))
+    primary, secondary = s.since(marks)
+    assert reply.status == 200, (
+        f"{reply.status} after {took:.2f}s, headers {served(reply)}, attempts: primary {models_of(primary)}, "
+        f"secondary {models_of(secondary)}; {reply.body[:200]!r}"
+    )
+    assert served(reply) == (B, B_VERSION, "2"), dict(reply.headers)
+    assert models_of(primary) == [A] and models_of(secondary) == [B]
+    after = wait_metrics(s.gw, lambda m: m.total(REQUESTS) > before.total(REQUESTS), "counted")
+    assert after.total(MODEL_ERRORS, model=B) == 0, after.lines(MODEL_ERRORS)
+
+
+def test_when_every_attempt_times_out_the_504_names_the_last_attempts_model_as_the_access_log_does(t):
+    """A and B both silent past timeout_ms (500): A, B, B time out; Envoy answers 504. The
+    client's x-ai-gateway-model / -attempts agree with the access-log entry and the metrics:
+    the last attempt's model, 3 attempts, every failed attempt a timeout."""
+    t.control({"delay_models": {A: 3000, B: 3000}})
+    before = scrape(t.gw)
+    marks = t.marks()
+    reply, rid, took = send(t, client_body(A))
+    assert reply.status == 504, reply.body[:300]
+    assert took < 3.0, f"{took:.2f}s: the timeouts did not cut the attempts"
+    primary, secondary = t.since(marks)
+    assert models_of(primary) == [A, B] and models_of(secondary) == [B]
+    status, entry = t.access_entry(rid)
+    assert status == 504 and (entry["model"], entry["attempts"]) == (B, MAX_ATTEMPTS), entry
+    after = wait_metrics(t.gw, lambda m: m.total(REQUESTS) > before.total(REQUESTS), "counted")
+    d = metric_deltas(
+        before,
+        after,
+        (MODEL_ERRORS, {"model": A, "error_type": "timeout"}),
+        (MODEL_ERRORS, {"model": B, "error_type": "timeout"}),
+        (MODEL_ERRORS, {}),
+        (REQUESTS, {"model": B, "status": "504"}),
+    )
+    assert list(d.values()) == [1, 2, 3, 1], d
+    # What the client is told agrees with the log and the metrics.
+    assert served(reply) == (B, B_VERSION, str(MAX_ATTEMPTS)), dict(reply.headers)
