@@ -964,7 +964,7 @@ def test_concurrent_fallbacks_each_carry_their_own_body(g):
                 errors.append(f"{u}: {r.status_code} {r.headers.get('x-ai-gateway-model')} {r.text[:200]}")
 
     users = sorted(bodies)
-    threads = [threading.Thread(target=work, args=(users[i::4],)) for i in range(4)]
+    threads = [threading.Thread(target=work, args=(users[i::6],)) for i in range(6)]
     for th in threads:
         th.start()
     for th in threads:
