@@ -886,7 +886,7 @@ def test_max_duration_ms_bounds_the_wait_for_a_retry_after(launcher):
     reply, _, took = send(s, client_body(A), headers={"x-mock-retry-after": str(RETRY_AFTER)})
     primary, secondary = s.since(marks)
     assert took < RETRY_AFTER, f"answered after {took:.2f}s: max_duration_ms (1.5 s) did not bound the wait"
-    assert reply.status in (429, 504), reply.body[:300]
+    assert reply.status == 504, reply.body[:300]  # Envoy: upstream request timeout
     assert models_of(primary) == [A] and secondary == [], (reply.status, took)
 
 
