@@ -594,7 +594,7 @@ def test_a_client_error_from_the_provider_reaches_the_client_after_one_attempt(g
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size", [1024, 1024 * 1024], ids=["1KiB", "1MiB"])
+@pytest.mark.parametrize("size", [1024, 1024 * 1024, 16 * 1024 * 1024 - 4096], ids=["1KiB", "1MiB", "16MiB"])
 @pytest.mark.parametrize(
     "first,fallback", [(A, B), (X, A)], ids=["to a shorter name (A to B)", "to a longer name (X to A)"]
 )
@@ -1254,3 +1254,26 @@ def test_when_every_attempt_times_out_the_504_names_the_last_attempts_model_as_t
     assert list(d.values()) == [1, 2, 3, 1], d
     # What the client is told agrees with the log and the metrics.
     assert served(reply) == (B, B_VERSION, str(MAX_ATTEMPTS)), dict(reply.headers)
+
+
+def test_with_every_fallback_open_a_429_keeps_its_retry_after_and_the_same_model_is_retried(launcher):
+    """B's circuit is open: a 429 of A has nowhere else to go, so its Retry-After is kept (Envoy
+    waits it) and attempt 2 asks A again."""
+    cfg = plugin_config()
+    cfg["failover"] = {"window_s": 30, "min_requests": 3, "cooldown_s": 60}
+    s = start_setup(launcher, cfg)
+    s.fail({B: 503})
+    for _ in range(20):
+        if scrape(s.gw).total(CIRCUIT, model=B) == 1:
+            break
+        send(s, client_body(B))
+    else:
+        raise AssertionError("B's circuit did not open")
+    s.fail({A: 429}, secondary=False)
+    marks = s.marks()
+    reply, _, took = send(s, client_body(A), headers={"x-mock-retry-after": "2"})
+    assert reply.status == 200, reply.body[:300]
+    assert served(reply) == (A, A_VERSION, "2"), dict(reply.headers)
+    primary, secondary = s.since(marks)
+    assert models_of(primary) == [A] and models_of(secondary) == [A]
+    assert took >= 0.9 * 2 - 0.2, f"retried after {took:.2f}s: A's Retry-After (2 s) was dropped"
