@@ -1277,3 +1277,36 @@ def test_with_every_fallback_open_a_429_keeps_its_retry_after_and_the_same_model
     primary, secondary = s.since(marks)
     assert models_of(primary) == [A] and models_of(secondary) == [A]
     assert took >= 0.9 * 2 - 0.2, f"retried after {took:.2f}s: A's Retry-After (2 s) was dropped"
+
+
+@pytest.mark.parametrize("size", [1024, 1024 * 1024], ids=["1KiB", "1MiB"])
+def test_a_body_whose_model_comes_last_and_ends_with_a_newline_falls_back_byte_exact(g, size):
+    """The first model's edits then span the whole body (system prompt at the start, the name at
+    the end): the handoff carries the client's whole original prefix."""
+    g.fail({A: 503})
+    head = b'{"messages": [{"role": "user", "content": "'
+    tail = b'"}], "stream": false, "model": "claude-sonnet-4.5"}\n'
+    client = head + b"x" * (size - len(head) - len(tail)) + tail
+    marks = g.marks()
+    reply, _, _ = send(g, client)
+    assert reply.status == 200 and served(reply) == (B, B_VERSION, "2"), (reply.status, dict(reply.headers))
+    primary, secondary = g.since(marks)
+    expected_a = (
+        b'{"max_tokens":1000,"temperature":0.2,'
+        + client[1:].replace(b'"messages": [', b'"messages": [{"role":"system","content":"%s"},' % A_PROMPT.encode(), 1)
+    )
+    expected_b = b'{"max_tokens":4096,"temperature":0.7,' + client[1:].replace(b'"claude-sonnet-4.5"', b'"gpt-4.1"')
+    assert_sent_exactly(primary[0], expected_a, "A's attempt")
+    assert_sent_exactly(secondary[0], expected_b, "B's attempt")
+
+
+def test_a_stream_whose_first_model_is_silent_past_timeout_ms_streams_from_b(t):
+    t.control({"delay_models": {A: 3000}})
+    body = json.loads(client_body(A))
+    body["stream"] = True
+    status, headers, raw, clean, rid, took = stream(t, body)
+    assert status == 200 and clean and sse_events(raw)[-1] == b"[DONE]", raw[-300:]
+    assert (headers.get("x-ai-gateway-model"), headers.get("x-ai-gateway-attempts")) == (B, "2"), dict(headers)
+    assert took < 3.0
+    _, entry = t.access_entry(rid)
+    assert entry["fallback_cause"] == "timeout" and entry["model"] == B, entry
