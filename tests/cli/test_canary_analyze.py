@@ -195,6 +195,33 @@ def test_a_canary_whose_every_pick_fell_back_is_judged_on_its_picks(ag, promethe
     assert "  failed attempts per request: canary 1.0000 vs stable 0.0100, +0.9900 > 0.02" in r.lines, r.out
 
 
+def test_a_canary_every_request_of_which_was_answered_by_its_fallback_is_rolled_back(ag, prometheus):
+    """The extreme of the case above, as Envoy and the filter really count it: every canary
+    attempt fails and the fallback model answers every one of its requests, so the request,
+    duration and cost series name the fallback model (the one that answered) and the canary has
+    none at all; only its failed attempts (ai_gateway_model_errors_total) and its router picks
+    (ai_gateway_router_selections_total) show it was in the route. Not "too few requests to
+    judge": a rollback. (tests/e2e/test_fallback.py does this against a real Prometheus.)"""
+    prom = prometheus(
+        {
+            "ai_gateway_circuit_open": 0,
+            CANARY_PICKS: 100,
+            'ai_gateway_model_errors_total{model="deepseek-v3.2",version="2.0.0-canary.1"}': 100,
+            "ai_gateway_model_errors_total[": None,
+            CANARY_SEL: None,  # no request, error, duration or cost series for the canary
+            'version="2.0.0-canary.1"}[': None,  # nor across routes
+            'route="chat",status=~"5..|429"': None,
+            "ai_gateway_request_duration_milliseconds_bucket": 400,
+            "ai_gateway_router_selections_total": 1000,
+            'ai_gateway_requests_total{route="chat"}': 1000,
+        }
+    )
+    r = analyze(ag, prom)
+    assert r.code == 20, r
+    assert r.lines[-1] == "verdict: rollback", r.out
+    assert not any("too few requests" in line for line in r.lines), r.out
+
+
 def test_thresholds_are_flags(ag, prometheus):
     prom = prometheus({**HEALTHY, f'{CANARY_SEL},status=~"5..|429"': 3})
     assert analyze(ag, prom).code == 0  # +0.02 is within the default
