@@ -160,8 +160,11 @@ pub struct AttemptRecord {
     pub index: u8,
     /// When the attempt started.
     pub started_ms: u64,
-    /// The failing status the attempt got (0 = none seen: timeout or reset).
+    /// The failing status the attempt got (0 = none seen: timeout, reset or connect failure).
     pub status: u16,
+    /// The attempt ended without a status because the connection to the provider failed
+    /// (Envoy's transport failure reason, read when the attempt ended).
+    pub connect_failed: bool,
     /// Fallbacks so far in this request, and the cause of the latest one.
     pub fallbacks: u8,
     pub last_cause: Option<ErrorType>,
@@ -192,7 +195,7 @@ fn cause_of_code(c: u8) -> Option<Option<ErrorType>> {
 
 impl AttemptRecord {
     /// Layout v1 ([`AttemptRecord::ENCODED`] bytes, little-endian): version u8, attempt u32,
-    /// index u8, started u64, status u16, fallbacks u8, last cause u8.
+    /// index u8, started u64, status u16, fallbacks u8, last cause u8, connect failed u8.
     pub fn encode(&self) -> [u8; Self::ENCODED] {
         let mut out = [0u8; Self::ENCODED];
         out[0] = RECORD_VERSION;
@@ -202,10 +205,11 @@ impl AttemptRecord {
         out[14..16].copy_from_slice(&self.status.to_le_bytes());
         out[16] = self.fallbacks;
         out[17] = cause_code(self.last_cause);
+        out[18] = u8::from(self.connect_failed);
         out
     }
 
-    pub const ENCODED: usize = 18;
+    pub const ENCODED: usize = 19;
 
     pub fn decode(bytes: &[u8]) -> Option<AttemptRecord> {
         let b: &[u8; Self::ENCODED] = bytes.try_into().ok()?;
@@ -219,26 +223,41 @@ impl AttemptRecord {
         let status = u16::from_le_bytes(take::<2>(&mut rest)?);
         let [fallbacks] = take::<1>(&mut rest)?;
         let [cause] = take::<1>(&mut rest)?;
+        let connect_failed = match take::<1>(&mut rest)? {
+            [0] => false,
+            [1] => true,
+            _ => return None,
+        };
         Some(AttemptRecord {
             attempt,
             index,
             started_ms,
             status,
+            connect_failed,
             fallbacks,
             last_cause: cause_of_code(cause)?,
         })
     }
 }
 
-/// Why the previous attempt failed. A status it saw decides (429, 5xx); without one the
-/// attempt timed out (it lasted at least the per-attempt timeout) or was reset.
-pub fn cause_of(status: u16, elapsed_ms: u64, timeout_ms: u64) -> ErrorType {
+/// Why the previous attempt failed. A status it saw decides (429, 5xx); without one, a
+/// connection that failed, else the attempt timed out (it lasted at least the per-attempt
+/// timeout) or was reset.
+pub fn cause_of(status: u16, connect_failed: bool, elapsed_ms: u64, timeout_ms: u64) -> ErrorType {
     match status {
         429 => ErrorType::Http429,
         500..=599 => ErrorType::Http5xx,
+        _ if connect_failed => ErrorType::ConnectFailure,
         _ if elapsed_ms >= timeout_ms => ErrorType::Timeout,
         _ => ErrorType::Reset,
     }
+}
+
+/// Envoy reads the per-attempt timeout once per request: every attempt of a request that may
+/// fall back gets the longest `timeout_ms` of its plan, so that no model is cut before its own
+/// timeout (a fallback to a slower model would otherwise never succeed).
+pub fn attempt_timeout_ms(timeouts: impl Iterator<Item = u64>) -> u64 {
+    timeouts.max().unwrap_or(0)
 }
 
 /// Whether a status an attempt got is one Envoy may retry and the breaker counts as a failure.
@@ -272,7 +291,8 @@ pub struct Attempt {
 
 /// Decides attempt `n`'s model (see [`Attempt`]); `plan_len` models in the plan (the first and its fallbacks); `falls_back` says whether a
 /// cause moves to the next model (`fallback_on`); `available(i)` whether the circuit of the
-/// plan's `i`-th model admits requests; `timeout_ms(i)` its per-attempt timeout.
+/// plan's `i`-th model admits requests; `timeout_ms` the request's per-attempt timeout
+/// ([`attempt_timeout_ms`]).
 ///
 /// A cause in `fallback_on` moves to the next model of the list whose circuit is not open;
 /// any other cause (Envoy retried it for its own retry policy), or no model left, keeps the
@@ -282,15 +302,16 @@ pub fn next_attempt(
     plan_len: usize,
     falls_back: impl Fn(ErrorType) -> bool,
     available: impl Fn(usize) -> bool,
-    timeout_ms: impl Fn(usize) -> u64,
+    timeout_ms: u64,
 ) -> Next {
     let prev = at.prev.filter(|r| r.attempt.saturating_add(1) == at.n);
-    let (index, started, status) = match prev {
-        Some(r) => (r.index, r.started_ms, r.status),
-        None => (0, at.first_started_ms, 0),
+    let (index, started, status, connect_failed) = match prev {
+        Some(r) => (r.index, r.started_ms, r.status, r.connect_failed),
+        None => (0, at.first_started_ms, 0, false),
     };
     let from = usize::from(index);
-    let cause = cause_of(status, at.now_ms.saturating_sub(started), timeout_ms(from));
+    let elapsed = at.now_ms.saturating_sub(started);
+    let cause = cause_of(status, connect_failed, elapsed, timeout_ms);
     let to = if falls_back(cause) {
         (from + 1..plan_len.min(usize::from(u8::MAX)))
             .find(|&i| available(i))

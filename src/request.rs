@@ -283,7 +283,18 @@ pub fn route<S: SharedStore>(
         }
     }
 
+    let plan_timeout;
     let (cluster, per_try) = match model.map(|(_, t)| t) {
+        // Envoy reads the per-attempt timeout once per request: a request that may fall back
+        // gets the longest of its plan, so no model is cut before its own timeout.
+        Some(t) if !t.fallback.is_empty() => {
+            let longest = crate::fallback::attempt_timeout_ms(
+                std::iter::once(t.timeout_ms)
+                    .chain(t.fallback.iter().map(|&f| cfg.model(f).timeout_ms)),
+            );
+            plan_timeout = longest.to_string();
+            (t.cluster.as_str(), plan_timeout.as_str())
+        }
         Some(t) => (t.cluster.as_str(), t.timeout_header.as_str()),
         None => (cfg.cluster.as_str(), cfg.timeout_header()),
     };

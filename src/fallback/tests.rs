@@ -55,13 +55,17 @@ fn the_attempt_record_survives_its_encoding() {
         index: 2,
         started_ms: 42,
         status: 503,
+        connect_failed: true,
         fallbacks: 2,
         last_cause: Some(ErrorType::Http429),
     };
     assert_eq!(AttemptRecord::decode(&r.encode()), Some(r));
-    assert_eq!(AttemptRecord::decode(&r.encode()[..17]), None);
+    assert_eq!(AttemptRecord::decode(&r.encode()[..18]), None);
     let mut bad = r.encode();
     bad[17] = 99;
+    assert_eq!(AttemptRecord::decode(&bad), None);
+    let mut bad = r.encode();
+    bad[18] = 2;
     assert_eq!(AttemptRecord::decode(&bad), None);
     assert_eq!(
         AttemptRecord::decode(&AttemptRecord::default().encode()),
@@ -71,10 +75,12 @@ fn the_attempt_record_survives_its_encoding() {
 
 #[test]
 fn the_cause_is_the_status_seen_else_a_timeout_when_the_attempt_lasted_its_timeout() {
-    assert_eq!(cause_of(429, 0, 100), ErrorType::Http429);
-    assert_eq!(cause_of(503, 0, 100), ErrorType::Http5xx);
-    assert_eq!(cause_of(0, 100, 100), ErrorType::Timeout);
-    assert_eq!(cause_of(0, 99, 100), ErrorType::Reset);
+    assert_eq!(cause_of(429, false, 0, 100), ErrorType::Http429);
+    assert_eq!(cause_of(503, true, 0, 100), ErrorType::Http5xx);
+    assert_eq!(cause_of(0, false, 100, 100), ErrorType::Timeout);
+    assert_eq!(cause_of(0, false, 99, 100), ErrorType::Reset);
+    assert_eq!(cause_of(0, true, 5, 100), ErrorType::ConnectFailure);
+    assert_eq!(attempt_timeout_ms([500, 5000, 30].into_iter()), 5000);
     assert!(is_failure_status(429) && is_failure_status(500) && is_failure_status(599));
     assert!(!is_failure_status(200) && !is_failure_status(404) && !is_failure_status(600));
 }
@@ -94,10 +100,6 @@ fn all(_: usize) -> bool {
     true
 }
 
-fn thirty_s(_: usize) -> u64 {
-    30_000
-}
-
 #[test]
 fn a_fallback_cause_moves_to_the_next_healthy_model_and_another_cause_stays() {
     // Attempt 1 (model 0) got a 503 and recorded it.
@@ -108,13 +110,13 @@ fn a_fallback_cause_moves_to_the_next_healthy_model_and_another_cause_stays() {
         status: 503,
         ..AttemptRecord::default()
     };
-    let next = next_attempt(at(2, Some(rec), T0 + 5), 3, |_| true, all, thirty_s);
+    let next = next_attempt(at(2, Some(rec), T0 + 5), 3, |_| true, all, 30_000);
     assert_eq!(next.index, 1);
     assert_eq!(next.failed, (0, ErrorType::Http5xx));
     assert_eq!(next.fallback, Some((0, 1, ErrorType::Http5xx)));
 
     // Model 1's circuit is open: skipped.
-    let next = next_attempt(at(2, Some(rec), T0 + 5), 3, |_| true, |i| i != 1, thirty_s);
+    let next = next_attempt(at(2, Some(rec), T0 + 5), 3, |_| true, |i| i != 1, 30_000);
     assert_eq!(next.fallback, Some((0, 2, ErrorType::Http5xx)));
 
     // 5xx is not in fallback_on: an endpoint retry on the same model.
@@ -123,7 +125,7 @@ fn a_fallback_cause_moves_to_the_next_healthy_model_and_another_cause_stays() {
         3,
         |c| c != ErrorType::Http5xx,
         all,
-        thirty_s,
+        30_000,
     );
     assert_eq!(next.index, 0);
     assert_eq!(next.fallback, None);
@@ -137,18 +139,36 @@ fn a_fallback_cause_moves_to_the_next_healthy_model_and_another_cause_stays() {
         status: 500,
         ..AttemptRecord::default()
     };
-    let next = next_attempt(at(3, Some(last), T0 + 20), 3, |_| true, all, thirty_s);
+    let next = next_attempt(at(3, Some(last), T0 + 20), 3, |_| true, all, 30_000);
     assert_eq!((next.index, next.fallback), (2, None));
 }
 
 #[test]
 fn without_a_record_of_the_previous_attempt_it_timed_out_or_was_reset() {
     // Attempt 1 never saw response headers and left no record.
-    let timed_out = next_attempt(at(2, None, T0 + 30_000), 2, |_| true, all, thirty_s);
+    let timed_out = next_attempt(at(2, None, T0 + 30_000), 2, |_| true, all, 30_000);
     assert_eq!(timed_out.failed, (0, ErrorType::Timeout));
     assert_eq!(timed_out.index, 1);
-    let reset = next_attempt(at(2, None, T0 + 50), 2, |_| true, all, thirty_s);
+    let reset = next_attempt(at(2, None, T0 + 50), 2, |_| true, all, 30_000);
     assert_eq!(reset.failed, (0, ErrorType::Reset));
+    // Attempt 1 ended without a status because its connection failed (noted when it ended).
+    let refused = AttemptRecord {
+        attempt: 1,
+        started_ms: T0,
+        connect_failed: true,
+        ..AttemptRecord::default()
+    };
+    let next = next_attempt(at(2, Some(refused), T0 + 3), 2, |_| true, all, 30_000);
+    assert_eq!(next.failed, (0, ErrorType::ConnectFailure));
+    // connect_failure not in fallback_on: the same model again (an endpoint retry).
+    let next = next_attempt(
+        at(2, Some(refused), T0 + 3),
+        2,
+        |c| c != ErrorType::ConnectFailure,
+        all,
+        30_000,
+    );
+    assert_eq!((next.index, next.fallback), (0, None));
     // A record left by an older attempt says nothing about the previous one: attempt 2
     // (model 1) wrote its record at its start and then timed out.
     let started_2 = AttemptRecord {
@@ -156,6 +176,7 @@ fn without_a_record_of_the_previous_attempt_it_timed_out_or_was_reset() {
         index: 1,
         started_ms: T0 + 100,
         status: 0,
+        connect_failed: false,
         fallbacks: 1,
         last_cause: Some(ErrorType::Http5xx),
     };
@@ -164,7 +185,7 @@ fn without_a_record_of_the_previous_attempt_it_timed_out_or_was_reset() {
         3,
         |_| true,
         all,
-        thirty_s,
+        30_000,
     );
     assert_eq!(next.failed, (1, ErrorType::Timeout));
     assert_eq!(next.fallback, Some((1, 2, ErrorType::Timeout)));
@@ -172,7 +193,7 @@ fn without_a_record_of_the_previous_attempt_it_timed_out_or_was_reset() {
         attempt: 1,
         ..started_2
     };
-    let next = next_attempt(at(3, Some(stale), T0 + 10), 3, |_| true, all, thirty_s);
+    let next = next_attempt(at(3, Some(stale), T0 + 10), 3, |_| true, all, 30_000);
     assert_eq!(
         next.failed,
         (0, ErrorType::Reset),

@@ -54,7 +54,8 @@ pub struct Http {
     /// Attempts the request took, and why it last moved to another model (from the response).
     attempts: u32,
     fallback_cause: Option<crate::metrics::ErrorType>,
-    /// A fallback model's attempt answered (its answered-by header was read).
+    /// A fallback model's attempt answered (its answered-by header was read), or the attempt
+    /// record was read for an answer Envoy made itself.
     answered: bool,
 }
 
@@ -190,6 +191,33 @@ impl Http {
     }
 }
 
+impl Http {
+    /// A request that may have fallen back and got no answer naming its model: the latest
+    /// attempt's record says which model it was, how many attempts and why it last moved.
+    /// Read once (a data-returning host call, on the error path only).
+    fn last_attempt(&mut self, rt: &Runtime, served: Served) -> Served {
+        if served.nonce.is_none() || self.answered {
+            return served;
+        }
+        self.answered = true;
+        let record = host::property(&[fallback::ATTEMPT_PROPERTY])
+            .ok()
+            .flatten()
+            .and_then(|b| fallback::AttemptRecord::decode(&b));
+        let Some(record) = record else {
+            return served;
+        };
+        self.attempts = self.attempts.max(record.attempt);
+        self.fallback_cause = record.last_cause;
+        let served = match response::last_attempt_model(&rt.cfg, &served, &record) {
+            Some(model) => served.answered_by(model),
+            None => served,
+        };
+        self.served = Some(served);
+        served
+    }
+}
+
 impl Context for Http {}
 
 impl HttpContext for Http {
@@ -284,20 +312,24 @@ impl HttpContext for Http {
         if headers.contains(fallback::ANSWERED_HEADER) {
             let _ = host::remove_header(MapType::HttpResponseHeaders, fallback::ANSWERED_HEADER);
         }
+        self.attempts = plan.attempts;
         if let Some(answered) = plan.answered {
             served = served.answered_by(answered.model);
             self.served = Some(served);
             self.answered = true;
             self.fallback_cause = answered.cause;
+        } else if !(200..300).contains(&plan.status) {
+            // Envoy answered itself (its 504 after the last attempt timed out, a reset): no
+            // attempt named its model; the record of the last one does.
+            served = self.last_attempt(&rt, served);
         }
-        self.attempts = plan.attempts;
         for (name, value) in response::client_headers(&rt.cfg, &served) {
             let _ = host::set_header(MapType::HttpResponseHeaders, name, value.as_bytes());
         }
         let _ = host::set_header(
             MapType::HttpResponseHeaders,
             "x-ai-gateway-attempts",
-            plan.attempts.to_string().as_bytes(),
+            self.attempts.to_string().as_bytes(),
         );
         if plan.remove_content_length {
             let _ = host::remove_header(MapType::HttpResponseHeaders, "content-length");
@@ -369,20 +401,9 @@ impl HttpContext for Http {
         } else {
             Vec::new()
         };
-        // A request that may have fallen back and got no answer naming its model: the last
-        // attempt timed out or was reset (Envoy answered): its record names the model.
-        if served.nonce.is_some() && !self.answered && request::needs_details(status, false) {
-            let record = host::property(&[fallback::ATTEMPT_PROPERTY])
-                .ok()
-                .flatten()
-                .and_then(|b| fallback::AttemptRecord::decode(&b));
-            if let Some(record) = record {
-                if let Some(model) = response::last_attempt_model(&rt.cfg, &served, &record) {
-                    served = served.answered_by(model);
-                }
-                self.attempts = self.attempts.max(record.attempt);
-                self.fallback_cause = record.last_cause;
-            }
+        // No response headers at all (the client left): the record may still name the model.
+        if request::needs_details(status, false) {
+            served = self.last_attempt(&rt, served);
         }
         let usage = self.observer.usage();
         let entry =

@@ -32,6 +32,8 @@ pub struct Upstream {
     runtime: Option<Rc<Runtime>>,
     /// `x-envoy-attempt-count` (1 when absent).
     attempt: u32,
+    /// The attempt's response headers arrived.
+    answered: bool,
     fallback: Option<Fallback>,
     /// The body must be rebuilt for another model when it is complete.
     refit: bool,
@@ -82,6 +84,7 @@ impl Upstream {
         Upstream {
             runtime,
             attempt: 1,
+            answered: false,
             fallback: None,
             refit: false,
         }
@@ -106,10 +109,7 @@ impl Upstream {
             plan.len(),
             |cause| rt.cfg.fallback_on.contains(cause),
             |i| plan.get(i).is_some_and(|&m| rt.breakers.closed(m, now)),
-            |i| {
-                plan.get(i)
-                    .map_or(u64::MAX, |&m| rt.cfg.model(m).timeout_ms)
-            },
+            fallback::attempt_timeout_ms(plan.iter().map(|&m| rt.cfg.model(m).timeout_ms)),
         );
         let (failed_index, cause) = next.failed;
         if let Some(&failed) = plan.get(usize::from(failed_index)) {
@@ -127,6 +127,7 @@ impl Upstream {
             index: next.index,
             started_ms: now,
             status: 0,
+            connect_failed: false,
             fallbacks: prev.fallbacks,
             last_cause: prev.last_cause,
         };
@@ -206,7 +207,48 @@ impl Upstream {
     }
 }
 
-impl Context for Upstream {}
+impl Context for Upstream {
+    /// The attempt ended (Envoy calls this per attempt; `on_log` never runs for an upstream
+    /// filter). One that got no response headers timed out, was reset or could not connect:
+    /// Envoy's transport failure reason tells the last, for the next attempt's cause.
+    fn on_done(&mut self) -> bool {
+        if self.answered {
+            return true;
+        }
+        let reason = host::property(&["upstream", "transport_failure_reason"])
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if reason.is_empty() {
+            return true;
+        }
+        let Some(rt) = self.runtime.clone() else {
+            return true;
+        };
+        if self.fallback.is_none() {
+            // Attempt 1 (or a request without handoff): only a request that may fall back
+            // needs a record.
+            let Some((handoff, plan)) = read_plan(&rt) else {
+                return true;
+            };
+            self.fallback = Some(Fallback {
+                record: AttemptRecord {
+                    attempt: self.attempt,
+                    index: 0,
+                    started_ms: handoff.started_ms,
+                    ..AttemptRecord::default()
+                },
+                handoff,
+                plan,
+            });
+        }
+        if let Some(f) = &mut self.fallback {
+            f.record.connect_failed = true;
+            write_record(&f.record);
+        }
+        true
+    }
+}
 
 impl HttpContext for Upstream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
@@ -257,6 +299,7 @@ impl HttpContext for Upstream {
             .and_then(|v| parse_u32(&v))
             .and_then(|s| u16::try_from(s).ok())
             .unwrap_or(0);
+        self.answered = true;
         let failed = fallback::is_failure_status(status);
         if self.fallback.is_none() && failed {
             // Attempt 1 (or a retry of a request without handoff): a failing status is the
@@ -282,6 +325,10 @@ impl HttpContext for Upstream {
             f.record.status = status;
             write_record(&f.record);
             let index = usize::from(f.record.index);
+            if status == 429 {
+                // Another worker may have opened the fallback's circuit since this one looked.
+                rt.breakers.refresh();
+            }
             if status == 429
                 && fallback::skip_retry_after(
                     self.attempt,
