@@ -434,9 +434,9 @@ fn envoy_details_are_read_only_where_they_can_change_the_verdict() {
 const FALLBACKS: &str = r#"{
     "models":[
         {"name":"a","version":"1.0.0","weight":1,"max_tokens":10,"system_prompt":"I am A.",
-         "fallback":["bee","c@1.0.0"]},
-        {"name":"bee","version":"2.0.0","temperature":0.5},
-        {"name":"c","version":"1.0.0"}],
+         "timeout_ms":500,"fallback":["bee","c@1.0.0"]},
+        {"name":"bee","version":"2.0.0","temperature":0.5,"timeout_ms":7000},
+        {"name":"c","version":"1.0.0","timeout_ms":2000}],
     "max_attempts":4,
     "max_duration_ms":90000}"#;
 
@@ -457,6 +457,8 @@ fn a_model_with_fallbacks_leaves_a_handoff_with_the_clients_original_prefix() {
     assert_eq!(h.original_prefix, body[..replaced].to_vec());
     assert_eq!(h.sent_prefix_len, prefix.len());
     assert!(routed.headers.contains(&set(TIMEOUT_HEADER, "90000")));
+    // Envoy reads the per-attempt timeout once per request: the plan's longest (bee's).
+    assert!(routed.headers.contains(&set(PER_TRY_TIMEOUT_HEADER, "7000")));
     assert!(routed.headers.contains(&set(MAX_RETRIES_HEADER, "3")));
     // The fallback body rebuilt from the handoff is the rewrite of the client's body for bee.
     let mut sent = prefix;
@@ -469,7 +471,7 @@ fn a_model_with_fallbacks_leaves_a_handoff_with_the_clients_original_prefix() {
         std::str::from_utf8(&refit).unwrap(),
         r#"{"temperature":0.5,"model":"bee","max_tokens":99,"messages":[{"role":"user","content":"hi"}]}"#
     );
-    // Models without fallbacks leave none.
+    // Models without fallbacks leave none, and keep their own timeout.
     let plain = route(
         &c,
         &breakers(&c),
@@ -479,6 +481,7 @@ fn a_model_with_fallbacks_leaves_a_handoff_with_the_clients_original_prefix() {
     .unwrap();
     assert_eq!(plain.handoff, None);
     assert_eq!(plain.served.nonce, None);
+    assert!(plain.headers.contains(&set(PER_TRY_TIMEOUT_HEADER, "2000")));
 }
 
 fn id_in(c: &Config, i: usize) -> ModelId {
