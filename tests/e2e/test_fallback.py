@@ -1202,16 +1202,17 @@ def test_a_failing_half_open_probe_reopens_the_circuit_and_its_client_is_served_
 # --------------------------------------------------------------------------------------------
 
 
-def test_a_fallback_models_attempt_gets_its_own_timeout_ms(launcher):
-    """A: timeout_ms 500, B: timeout_ms 5000. A is silent for 3 s (timeout), B takes 1 s to
-    answer: within B's own timeout, so B's answer reaches the client. (Envoy reads the
-    per-try timeout once per request, from the first model's x-envoy-upstream-rq-per-try-timeout-ms.)"""
+def test_every_attempt_gets_the_plans_longest_timeout_so_a_slower_fallback_can_answer(launcher):
+    """A: timeout_ms 300, B: timeout_ms 1500. Envoy reads the per-try timeout once per request,
+    so the filter gives every attempt of a request that may fall back the longest of its plan
+    (docs/failover.md#timeouts): A, silent for 3 s, is cut at 1.5 s, and B, which takes 1 s,
+    answers within it. (With A's 300 ms for every attempt B could never answer.)"""
     cfg = plugin_config()
     for m in cfg["models"]:
         if m["name"] == A:
-            m["timeout_ms"] = 500
+            m["timeout_ms"] = 300
         if m["name"] == B:
-            m["timeout_ms"] = 5000
+            m["timeout_ms"] = 1500
     s = start_setup(launcher, cfg)
     s.control({"delay_models": {A: 3000, B: 1000}})
     before = scrape(s.gw)
