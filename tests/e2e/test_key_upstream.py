@@ -173,7 +173,15 @@ def test_the_shipped_file_is_demo_yaml_with_the_key_moved_to_the_cluster():
     assert clusters["mock_secondary"] == demo_clusters["mock_secondary"]
     opts = clusters["mock"]["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
     names = [f["name"] for f in opts["http_filters"]]
-    assert names == ["ai_gateway.provider_key", "ai_gateway.inject_key_unmark", "envoy.filters.http.upstream_codec"]
+    # The filter's own upstream copy first (it rebuilds a fallback attempt's body), the key after.
+    assert names == [
+        "envoy.filters.http.wasm", "ai_gateway.provider_key", "ai_gateway.inject_key_unmark", "envoy.filters.http.upstream_codec"
+    ]
+    assert opts["http_filters"][0]["typed_config"]["config"]["root_id"] == "ai_gateway_upstream"
+    # demo.yaml's mock cluster has the same copy and the codec; here the key chain sits between.
+    demo_opts = demo_clusters["mock"]["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    assert [f["name"] for f in demo_opts["http_filters"]] == [names[0], names[-1]]
+    opts = {**opts, "http_filters": opts["http_filters"][1:]}  # the key chain, by position below
     # The composite: the marker's metadata = "1" → credential_injector; no on_no_match (an
     # unmarked request keeps its own headers).
     matcher = opts["http_filters"][0]["typed_config"]["xds_matcher"]

@@ -94,7 +94,13 @@ def test_the_config_is_the_multi_provider_topology():
     assert mark[0]["typed_config"]["request_rules"][0]["remove"] is True
     filters = cluster_filters(doc, "providers")
     names = [f["name"] for f in filters]
-    assert names == ["ai_gateway.provider_tag", "ai_gateway.provider_key", "ai_gateway.provider_untag", "envoy.filters.http.upstream_codec"]
+    # The filter's own upstream copy first (it rebuilds a fallback attempt's body), the key after.
+    assert names == [
+        "envoy.filters.http.wasm", "ai_gateway.provider_tag", "ai_gateway.provider_key", "ai_gateway.provider_untag",
+        "envoy.filters.http.upstream_codec",
+    ]
+    assert filters[0]["typed_config"]["config"]["root_id"] == "ai_gateway_upstream"
+    filters = filters[1:]
     # Outer: the marker (no on_no_match: an unmarked request is left alone); nested: the provider.
     matcher = filters[1]["typed_config"]["xds_matcher"]
     assert "on_no_match" not in matcher
