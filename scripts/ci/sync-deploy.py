@@ -4,7 +4,11 @@
 Derived files (never edit them by hand; `--check` fails when one is stale):
   deploy/base/plugin-config.json      the plugin configuration of envoy/holysheep.yaml, with the
                                       Envoy cluster name mapped to Istio's cluster for the
-                                      ServiceEntry (compared as JSON, not as text)
+                                      ServiceEntry and the key mode mapped to Istio's (compared
+                                      as JSON, not as text): holysheep.yaml injects the key
+                                      upstream (credential_injector on its cluster), the Istio
+                                      gateway has no such filter and lets the filter set it from
+                                      HOLYSHEEP_API_KEY ("key_injection": "filter", the default)
   deploy/base/custom_bootstrap.json   stats_config (stats_tags, histogram buckets) of
                                       envoy/holysheep.yaml: the metric labels on Istio too
   deploy/istio-wasmplugin/wasmplugin.yaml   the WasmPlugin variant, from the two files above
@@ -43,6 +47,9 @@ IMAGE_ENV = REPO / "deploy" / "base" / "image.env"
 WASMPLUGIN = REPO / "deploy" / "istio-wasmplugin" / "wasmplugin.yaml"
 
 ENVOY_CLUSTER = "holysheep"
+# Who sets the key: envoy/holysheep.yaml's cluster (credential_injector), Istio's filter.
+ENVOY_KEY = {"key_injection": "upstream"}
+ISTIO_KEY = {"api_key_env": "HOLYSHEEP_API_KEY"}
 # Istio names the cluster of a ServiceEntry port "outbound|PORT||HOST" (deploy/base/provider.yaml).
 ISTIO_CLUSTER = "outbound|80||api.holysheep.ai"
 WASM_FILTER = "envoy.filters.http.wasm"
@@ -78,12 +85,29 @@ def map_clusters(config: dict, old: str, new: str) -> dict:
     return config
 
 
+def map_key_mode(config: dict, old: dict, new: dict) -> dict:
+    """Replace the `upstream` members `old` by `new` (in place of the first of them, so the
+    members keep their order); a config without `old` is left as it is."""
+    upstream = config.get("upstream") or {}
+    if any(upstream.get(k) != v for k, v in old.items()):
+        return config
+    config = copy.deepcopy(config)
+    out = {}
+    for k, v in config["upstream"].items():
+        if k in old:
+            out.update({n: nv for n, nv in new.items() if n not in out})
+        else:
+            out[k] = v
+    config["upstream"] = out
+    return config
+
+
 def dump_json(obj) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
 
 
 def derived_base_config() -> dict:
-    return map_clusters(plugin_config_of(HOLYSHEEP), ENVOY_CLUSTER, ISTIO_CLUSTER)
+    return map_key_mode(map_clusters(plugin_config_of(HOLYSHEEP), ENVOY_CLUSTER, ISTIO_CLUSTER), ENVOY_KEY, ISTIO_KEY)
 
 
 def derived_bootstrap() -> str:
@@ -155,6 +179,14 @@ COMPOSE_HEADER = """\
 """
 
 
+class _NoAliases(yaml.SafeDumper):
+    """Writes a node shared through YAML anchors (demo.yaml's configuration and vm_config, used
+    by the filter and by its upstream copy) in full at each use: no generated &id001."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
 def derived_compose_envoy() -> str:
     d = yaml.safe_load(DEMO.read_text())
     d["admin"]["address"]["socket_address"]["address"] = "0.0.0.0"
@@ -173,12 +205,12 @@ def derived_compose_envoy() -> str:
         if touched:
             cluster["type"] = "STRICT_DNS"
             cluster["dns_lookup_family"] = "V4_ONLY"
-    return COMPOSE_HEADER + yaml.safe_dump(d, sort_keys=False, allow_unicode=True, width=100)
+    return COMPOSE_HEADER + yaml.dump(d, Dumper=_NoAliases, sort_keys=False, allow_unicode=True, width=100)
 
 
 def to_envoy() -> None:
     """Write the base plugin configuration into envoy/holysheep.yaml's StringValue, in place."""
-    config = map_clusters(json.loads(BASE_CONFIG.read_text()), ISTIO_CLUSTER, ENVOY_CLUSTER)
+    config = map_key_mode(map_clusters(json.loads(BASE_CONFIG.read_text()), ISTIO_CLUSTER, ENVOY_CLUSTER), ISTIO_KEY, ENVOY_KEY)
     text = HOLYSHEEP.read_text()
     lines = text.splitlines(keepends=True)
     starts = [i for i, l in enumerate(lines) if re.match(r"^\s*value: \|\s*$", l) and "StringValue" in lines[i - 1]]
