@@ -98,7 +98,7 @@ def test_istio_kinds_pass_the_istio_crd_schemas_and_cel_rules(stage):
 def test_the_istio_schema_check_refuses_what_istio_refuses(stage):
     """The checker is not a rubber stamp: unknown fields, bad enums, broken CEL rules fail."""
     _, docs = stage
-    ef = copy.deepcopy(find(docs, "EnvoyFilter"))
+    ef = copy.deepcopy(find(docs, "EnvoyFilter", "ai-gateway-wasm"))
     ef["spec"]["configPatches"][1]["patch"]["operation"] = "PREPEND"
     ef["spec"]["workloadSelektor"] = {}
     errors = istio_errors(ef)
@@ -138,6 +138,52 @@ def test_the_envoyfilter_carries_its_stage_config_and_the_image(stage):
     assert http["patch"]["value"]["config_discovery"]["type_urls"] == [typed["@type"]]
 
 
+def test_the_upstream_envoyfilter_puts_the_same_filter_on_the_provider_cluster(stage):
+    """deploy/base/envoyfilter-upstream.yaml: the upstream role (root_id ai_gateway_upstream) of
+    the same code, configuration and VM, over ECDS, as the provider cluster's upstream filter
+    before the codec. (Istio has no upstream-filter patch type: a CLUSTER MERGE.)"""
+    _, docs = stage
+    down = wasm_ecds_config(find(docs, "EnvoyFilter", "ai-gateway-wasm"))["typed_config"]["config"]
+    ef = find(docs, "EnvoyFilter", "ai-gateway-wasm-upstream")
+    assert ef["spec"]["workloadSelector"] == find(docs, "EnvoyFilter", "ai-gateway-wasm")["spec"]["workloadSelector"]
+    ecds = wasm_ecds_config(ef)
+    up = ecds["typed_config"]["config"]
+    assert up["root_id"] == "ai_gateway_upstream" and up["name"] == "ai_gateway_upstream"
+    assert up["allow_on_headers_stop_iteration"] is True, "a fallback attempt holds its headers"
+    assert up["failure_policy"] == "FAIL_RELOAD"
+    assert up["configuration"] == down["configuration"], "both roles must read one configuration"
+    assert up["vm_config"] == down["vm_config"], "one VM config: one VM, the same image and digest"
+    (cluster,) = [p for p in ef["spec"]["configPatches"] if p["applyTo"] == "CLUSTER"]
+    assert cluster["match"]["context"] == "GATEWAY" and cluster["patch"]["operation"] == "MERGE"
+    opts = cluster["patch"]["value"]["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    assert opts["@type"] == "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    first, codec = opts["http_filters"]
+    assert first["name"] == ecds["name"] and first["config_discovery"]["type_urls"] == [ecds["typed_config"]["@type"]]
+    assert first["config_discovery"]["config_source"] == {"ads": {}, "initial_fetch_timeout": "0s"}
+    assert codec["name"] == "envoy.filters.http.upstream_codec"
+
+
+def test_envoy_accepts_the_upstream_filter_patch_on_a_cluster(tmp_path):
+    """The CLUSTER patch's HttpProtocolOptions on demo.yaml's aggregate cluster, its ECDS
+    filter served from a file (as istio-agent hands Envoy the .wasm: a local file)."""
+    docs = render("stable")
+    ef = find(docs, "EnvoyFilter", "ai-gateway-wasm-upstream")
+    ecds = copy.deepcopy(wasm_ecds_config(ef))
+    ecds["typed_config"]["config"]["vm_config"]["code"] = {"local": {"filename": str(require_wasm())}}
+    ecds_file = tmp_path / "upstream-ecds.yaml"
+    ecds_file.write_text(yaml.safe_dump({"resources": [{"@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig", **ecds}]}))
+    (cluster,) = [p for p in ef["spec"]["configPatches"] if p["applyTo"] == "CLUSTER"]
+    opts = copy.deepcopy(cluster["patch"]["value"]["typed_extension_protocol_options"])
+    (first,) = [f for f in opts["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"] if "config_discovery" in f]
+    first["config_discovery"]["config_source"] = {"path_config_source": {"path": str(ecds_file)}, "initial_fetch_timeout": "0s"}
+    boot = envoy_bootstrap_with(wasm_ecds_config(find(docs, "EnvoyFilter", "ai-gateway-wasm"))["typed_config"])
+    boot["node"] = {"id": "ai-gateway", "cluster": "ai-gateway"}
+    (agg,) = [c for c in boot["static_resources"]["clusters"] if c["name"] == "mock"]
+    agg["typed_extension_protocol_options"] = opts
+    r = envoy_validate(tmp_path, boot)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
 def test_the_stages_differ_only_in_the_plugin_config_and_their_label():
     stable, canary = (render(o) for o in OVERLAYS)
 
@@ -160,7 +206,8 @@ def test_the_pieces_reference_each_other(stage):
     subset = lambda a, b: all(b.get(k) == v for k, v in a.items())
     assert annotations["inject.istio.io/templates"] == "gateway" and pod_labels["sidecar.istio.io/inject"] == "true"
     assert subset(dep["spec"]["selector"]["matchLabels"], pod_labels)
-    assert subset(find(docs, "EnvoyFilter")["spec"]["workloadSelector"]["labels"], pod_labels)
+    for name in ("ai-gateway-wasm", "ai-gateway-wasm-upstream"):
+        assert subset(find(docs, "EnvoyFilter", name)["spec"]["workloadSelector"]["labels"], pod_labels)
     assert subset(find(docs, "Gateway")["spec"]["selector"], pod_labels)
     assert subset(find(docs, "Service")["spec"]["selector"], pod_labels)
     assert subset(find(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"], pod_labels)
@@ -200,8 +247,16 @@ def test_the_pieces_reference_each_other(stage):
     outlier = dr["spec"]["trafficPolicy"]["outlierDetection"]
     assert outlier["maxEjectionPercent"] == 100 and outlier["consecutive5xxErrors"] > 0
     # The plugin config names the Istio cluster that serves the route.
-    plugin = json.loads(wasm_ecds_config(find(docs, "EnvoyFilter"))["typed_config"]["config"]["configuration"]["value"])
+    plugin = json.loads(wasm_ecds_config(find(docs, "EnvoyFilter", "ai-gateway-wasm"))["typed_config"]["config"]["configuration"]["value"])
     assert plugin["upstream"]["cluster"] == f"outbound|{dest['port']['number']}||{dest['host']}"
+    # The upstream filter goes on that same cluster, and restates what Istio would generate
+    # there (the patch replaces the cluster's HttpProtocolOptions whole): HTTP/1.1, the
+    # DestinationRule's idle timeout.
+    (cluster,) = [p for p in find(docs, "EnvoyFilter", "ai-gateway-wasm-upstream")["spec"]["configPatches"] if p["applyTo"] == "CLUSTER"]
+    assert cluster["match"]["cluster"] == {"service": dest["host"], "portNumber": dest["port"]["number"]}
+    opts = cluster["patch"]["value"]["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    assert opts["common_http_protocol_options"]["idle_timeout"] == dr["spec"]["trafficPolicy"]["connectionPool"]["http"]["idleTimeout"]
+    assert se_port["name"] == "http" and opts["explicit_http_config"] == {"http_protocol_options": {}}
 
 
 def test_the_secret_is_a_placeholder_and_no_key_is_committed():
@@ -251,6 +306,14 @@ def envoy_bootstrap_with(wasm_config: dict) -> dict:
     hcm = boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     (i,) = [n for n, f in enumerate(hcm["http_filters"]) if f["name"] == "envoy.filters.http.wasm"]
     hcm["http_filters"][i]["typed_config"] = cfg
+    # demo.yaml's upstream copy of the filter (on the cluster `mock`): the same .wasm, by an
+    # absolute path (Envoy runs in tmp_path).
+    for cluster in boot["static_resources"]["clusters"]:
+        opts = cluster.get("typed_extension_protocol_options", {}).get("envoy.extensions.upstreams.http.v3.HttpProtocolOptions", {})
+        for f in opts.get("http_filters", []):
+            if f["name"] == "envoy.filters.http.wasm":
+                f["typed_config"] = copy.deepcopy(f["typed_config"])
+                f["typed_config"]["config"]["vm_config"] = copy.deepcopy(cfg["config"]["vm_config"])
     return boot
 
 
@@ -264,13 +327,13 @@ def envoy_validate(tmp_path, boot: dict):
 def test_envoy_accepts_the_wasm_config_of_each_stage(stage, tmp_path):
     assert ENVOY_BIN.exists(), f"{ENVOY_BIN} missing: make venv"
     _, docs = stage
-    typed = wasm_ecds_config(find(docs, "EnvoyFilter"))["typed_config"]
+    typed = wasm_ecds_config(find(docs, "EnvoyFilter", "ai-gateway-wasm"))["typed_config"]
     r = envoy_validate(tmp_path, envoy_bootstrap_with(typed))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
 
 def test_envoy_validation_of_the_stage_catches_a_bad_plugin_config(tmp_path):
-    typed = copy.deepcopy(wasm_ecds_config(find(render("stable"), "EnvoyFilter"))["typed_config"])
+    typed = copy.deepcopy(wasm_ecds_config(find(render("stable"), "EnvoyFilter", "ai-gateway-wasm"))["typed_config"])
     bad = json.loads(typed["config"]["configuration"]["value"])
     bad["routes"][0]["targets"][0]["model"] = "no-such-model"
     typed["config"]["configuration"]["value"] = json.dumps(bad)
