@@ -52,11 +52,16 @@ from .envoy import (
     demo_plugin_config,
     envoy_validate,
     load_demo_yaml,
+    read_access_log,
+    remove_filter,
     replace_atomically,
+    set_plugin_config,
     start_envoy,
     start_hot_envoy,
+    upstream_wasm_filter_configs,
     wait_until_live,
     wasm_filter_config,
+    wasm_filter_configs,
 )
 from .launcher import Launcher
 from .mock import Mock, Received, mock_received, start_mock
@@ -68,6 +73,7 @@ __all__ = [
     "REPO", "START_TIMEOUT_S", "TEST_KEY", "WASM", "Gateway", "HotGateway", "Launcher", "Mock",
     "Proc", "Received", "Reply", "assert_openai_error", "build_envoy_config", "chat", "chat_body",
     "demo_plugin_config", "encode_body", "envoy_validate", "fail", "free_port", "load_demo_yaml",
-    "mock_received", "replace_atomically", "start_envoy", "start_hot_envoy", "start_mock", "upstream_request",
-    "wait_until", "wait_until_live", "wasm_filter_config",
+    "mock_received", "read_access_log", "remove_filter", "replace_atomically", "set_plugin_config", "start_envoy",
+    "start_hot_envoy", "start_mock", "upstream_request", "upstream_wasm_filter_configs", "wait_until",
+    "wait_until_live", "wasm_filter_config", "wasm_filter_configs",
 ]  # fmt: skip

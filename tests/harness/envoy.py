@@ -1,7 +1,13 @@
 """Envoy 1.40 with the filter: configurations rendered from the shipped ones (``envoy/demo.yaml``;
 ``envoy/hot-reload.yaml`` with its watched ECDS directory) with loopback ports and the mocks
 substituted, ``envoy --mode validate``, and a running Envoy (:class:`Gateway`: URLs, admin,
-stats, wasm VM health, log).
+stats, wasm VM health, log, access log).
+
+The filter runs twice in the shipped configs: on the listener (root_id ai_gateway) and as the
+upstream filter of the aggregate clusters (root_id ai_gateway_upstream), both with one
+configuration and one VM (YAML anchors in the shipped files). The rendered file spells every
+copy out (no anchors), and every substitution (the .wasm path, the plugin configuration) is
+made in every copy.
 
 No port race: the listener and the admin bind port 0; Envoy writes the admin address to
 ``--admin-address-path`` and the listener's port is read from admin ``/listeners``. The
@@ -34,6 +40,8 @@ TEST_KEY = "sk-test-e2e-0123456789abcdef"
 KEY_ENV = "HOLYSHEEP_API_KEY"
 
 WASM_FILTER = "envoy.filters.http.wasm"
+UPSTREAM_CODEC = "envoy.filters.http.upstream_codec"
+HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 HOT_BOOTSTRAP = REPO / "envoy" / "hot-reload.yaml"
 HOT_DIR = REPO / "envoy" / "hot-reload"
@@ -70,12 +78,113 @@ def _http_filters(doc: dict):
 
 
 def wasm_filter_config(doc: dict) -> dict:
-    """The ``config`` (PluginConfig) of the first wasm HTTP filter in an Envoy config."""
+    """The ``config`` (PluginConfig) of the first wasm HTTP filter in an Envoy config (the
+    listener's: the downstream filter)."""
     for hcm in _http_filters(doc):
         for hf in hcm["http_filters"]:
             if hf.get("name") == WASM_FILTER:
                 return hf["typed_config"]["config"]
     raise AssertionError("no envoy.filters.http.wasm filter in the config")
+
+
+def _cluster_http_filters(doc: dict):
+    """(cluster, its HttpProtocolOptions) for every cluster with upstream HTTP filters."""
+    for cluster in doc.get("static_resources", {}).get("clusters", []):
+        opts = cluster.get("typed_extension_protocol_options", {}).get(HTTP_PROTOCOL_OPTIONS)
+        if opts and "http_filters" in opts:
+            yield cluster, opts
+
+
+def upstream_wasm_filter_configs(doc: dict) -> list[dict]:
+    """The ``config`` (PluginConfig) of every wasm filter among the clusters' upstream HTTP
+    filters (the filter's upstream role, root_id ai_gateway_upstream)."""
+    return [
+        hf["typed_config"]["config"]
+        for _, opts in _cluster_http_filters(doc)
+        for hf in opts["http_filters"]
+        if hf.get("name") == WASM_FILTER and "typed_config" in hf
+    ]
+
+
+def wasm_filter_configs(doc: dict) -> list[dict]:
+    """Every wasm PluginConfig of an Envoy config: the listeners' then the clusters'."""
+    listener = [
+        hf["typed_config"]["config"]
+        for hcm in _http_filters(doc)
+        for hf in hcm["http_filters"]
+        if hf.get("name") == WASM_FILTER and "typed_config" in hf
+    ]
+    return listener + upstream_wasm_filter_configs(doc)
+
+
+def set_plugin_config(doc: dict, value: str) -> None:
+    """The plugin configuration (JSON text) of every copy of the filter. Each copy gets its own
+    ``configuration`` dict: with ``yaml.safe_load`` the copies of an anchored one are the same
+    dict, and a test that later edits one copy must not silently edit the other."""
+    for cfg in wasm_filter_configs(doc):
+        cfg["configuration"] = {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": value}
+
+
+def set_wasm_path(doc: dict, path: str) -> None:
+    """The .wasm of every copy of the filter (each copy gets its own vm_config dict, with the
+    same content: Envoy still shares one VM between them)."""
+    for cfg in wasm_filter_configs(doc):
+        vm = copy.deepcopy(cfg["vm_config"])
+        vm["code"] = {"local": {"filename": path}}
+        cfg["vm_config"] = vm
+
+
+def remove_filter(doc: dict) -> None:
+    """No wasm filter at all: none on the listeners, none among the clusters' upstream filters
+    (a cluster left with only the codec gets no upstream filter chain)."""
+    for hcm in _http_filters(doc):
+        hcm["http_filters"] = [hf for hf in hcm["http_filters"] if hf.get("name") != WASM_FILTER]
+    for _, opts in _cluster_http_filters(doc):
+        opts["http_filters"] = [hf for hf in opts["http_filters"] if hf.get("name") != WASM_FILTER]
+        if [hf.get("name") for hf in opts["http_filters"]] == [UPSTREAM_CODEC]:
+            del opts["http_filters"]
+
+
+def set_access_log_path(doc: dict, path: str) -> None:
+    """Every file access logger of every HTTP connection manager writes to ``path``."""
+    for hcm in _http_filters(doc):
+        for log in hcm.get("access_log", []):
+            tc = log.get("typed_config", {})
+            if tc.get("@type", "").endswith("file.v3.FileAccessLog"):
+                tc["path"] = path
+
+
+class _NoAliases(yaml.SafeDumper):
+    """Every copy of a shared node written in full (no &id001 / *id001)."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
+def dump_config(doc: dict) -> str:
+    return yaml.dump(doc, Dumper=_NoAliases, sort_keys=False)
+
+
+def read_access_log(path: Path, last: int | None = None) -> list[dict]:
+    """The JSON access-log entries of ``path`` (the last ``last`` ones), as dicts. The
+    ``ai_gateway`` member (the filter's decision, a JSON object in a string) is parsed: a dict,
+    or None for a request the filter did not handle. Lines that are not JSON objects are
+    skipped."""
+    entries = []
+    text = path.read_text(errors="replace") if path.exists() else ""
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        ag = entry.get("ai_gateway")
+        if isinstance(ag, str):
+            entry["ai_gateway"] = json.loads(ag) if ag.startswith("{") else None
+        entries.append(entry)
+    return entries[-last:] if last else entries
 
 
 def demo_plugin_config() -> dict:
@@ -91,15 +200,18 @@ def build_envoy_config(
     plugin_config: dict | str | None = None,
     with_filter: bool = True,
     base: dict | None = None,
+    access_log_path: Path | str | None = None,
 ) -> dict:
     """envoy/demo.yaml with the ports substituted.
 
     ``mocks``: one Mock (every cluster with a loopback endpoint is pointed at it) or a dict
     cluster name → Mock (loopback clusters not in the dict get its first Mock).
-    ``plugin_config``: replaces the filter's configuration (a dict is JSON-encoded, a str is
-    used verbatim, e.g. to test an invalid one).
-    ``with_filter=False``: the wasm filter is removed and the route goes straight to the
-    default cluster (harness self-test: Envoy + mock without the filter).
+    ``plugin_config``: replaces the filter's configuration, in every copy (the listener's and
+    the clusters' upstream filters; a dict is JSON-encoded, a str is used verbatim, e.g. to
+    test an invalid one).
+    ``with_filter=False``: every wasm filter is removed (listener and upstream) and the route
+    goes straight to the default cluster (harness self-test, comparisons: plain Envoy + mock).
+    ``access_log_path``: where the access log goes (default: as shipped, stdout).
     """
     doc = copy.deepcopy(base) if base is not None else load_demo_yaml()
     doc["admin"]["address"]["socket_address"]["port_value"] = admin_port
@@ -117,16 +229,18 @@ def build_envoy_config(
                     sa["address"] = "127.0.0.1"
                     sa["port_value"] = by_cluster.get(cluster["name"], fallback).port
 
+    if access_log_path is not None:
+        set_access_log_path(doc, str(access_log_path))
     if with_filter:
         if WASM != WASM_DEFAULT:
-            wasm_filter_config(doc)["vm_config"]["code"]["local"]["filename"] = str(WASM)
+            set_wasm_path(doc, str(WASM))
         if plugin_config is not None:
             value = plugin_config if isinstance(plugin_config, str) else json.dumps(plugin_config)
-            wasm_filter_config(doc)["configuration"]["value"] = value
+            set_plugin_config(doc, value)
     else:
         default_cluster = demo_plugin_config().get("upstream", {}).get("cluster", "mock")
+        remove_filter(doc)
         for hcm in _http_filters(doc):
-            hcm["http_filters"] = [hf for hf in hcm["http_filters"] if hf.get("name") != WASM_FILTER]
             for vh in hcm["route_config"]["virtual_hosts"]:
                 for route in vh["routes"]:
                     r = route.get("route", {})
@@ -139,11 +253,15 @@ def build_envoy_config(
 class Gateway:
     """A running Envoy with the filter."""
 
-    def __init__(self, proc: Proc, port: int | None, admin: str | None, config_path: Path, mocks):
+    def __init__(
+        self, proc: Proc, port: int | None, admin: str | None, config_path: Path, mocks, access_log_path: Path | None = None
+    ):
         self.proc = proc
         self.set_address(port, admin)
         self.config_path = config_path
         self.log_path = proc.log_path
+        #: The JSON access log (one line per request), see :meth:`access_log`.
+        self.access_log_path = access_log_path
         self.mocks = mocks
         self._local = threading.local()
 
@@ -218,6 +336,19 @@ class Gateway:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def access_log(self, last: int | None = None, wait_for: int = 0, timeout: float = 5.0) -> list[dict]:
+        """The access-log entries (the last ``last`` ones), ``ai_gateway`` parsed (see
+        :func:`read_access_log`). Envoy writes an entry when the request ends and flushes the
+        file on its own schedule: ``wait_for`` waits (up to ``timeout``) until there are at
+        least that many entries."""
+        assert self.access_log_path is not None, "this Envoy's access log goes to stdout"
+        deadline = time.monotonic() + timeout
+        while True:
+            entries = read_access_log(self.access_log_path)
+            if len(entries) >= wait_for or time.monotonic() > deadline:
+                return entries[-last:] if last else entries
+            time.sleep(0.05)
+
     def assert_alive(self) -> None:
         if not self.proc.alive():
             self.proc.fail(f"Envoy exited with code {self.proc.popen.returncode}")
@@ -263,9 +394,10 @@ def start_envoy(
     if key is not None:
         env[KEY_ENV] = key
     n = next(_envoy_ids)
-    doc = build_envoy_config(0, 0, mocks, plugin_config, with_filter)
+    access_log = workdir / f"envoy-{n}.access.log"
+    doc = build_envoy_config(0, 0, mocks, plugin_config, with_filter, access_log_path=access_log)
     cfg = workdir / f"envoy-{n}.yaml"
-    cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
+    cfg.write_text(dump_config(doc))
     admin_file = workdir / f"envoy-{n}.admin"
     argv = [
         ENVOY_BIN,
@@ -278,7 +410,7 @@ def start_envoy(
         *extra_args,
     ]  # fmt: skip
     proc = Proc("envoy", argv, workdir / f"envoy-{n}.log", env=env)
-    gw = Gateway(proc, None, None, cfg, mocks)
+    gw = Gateway(proc, None, None, cfg, mocks, access_log)
     return wait_until_live(gw, admin_file, expect_start)
 
 
@@ -380,8 +512,10 @@ def start_hot_envoy(
     pcs = wasm["config_discovery"]["config_source"]["path_config_source"]
     pcs["path"] = str(ecds)
     pcs["watched_directory"]["path"] = str(hot)
+    access_log = workdir / f"hot-envoy-{time.monotonic_ns()}.access.log"
+    set_access_log_path(doc, str(access_log))
     cfg = workdir / "hot-reload-bootstrap.yaml"
-    cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
+    cfg.write_text(dump_config(doc))
 
     admin_file = workdir / "hot-envoy.admin"
     admin_file.unlink(missing_ok=True)
@@ -394,6 +528,6 @@ def start_hot_envoy(
     proc = Proc("envoy (hot-reload)", argv, workdir / f"hot-envoy-{time.monotonic_ns()}.log", env=env)
     if procs is not None:
         procs.append(proc)
-    gw = HotGateway(proc, None, None, cfg, mock)
+    gw = HotGateway(proc, None, None, cfg, mock, access_log)
     gw.ecds = ecds
     return wait_until_live(gw, admin_file)
