@@ -357,7 +357,13 @@ def test_key_injection_upstream_needs_a_credential_injector_on_the_cluster_not_t
 
     doc = yaml.safe_load((REPO / "envoy" / "key-upstream.yaml").read_text())
     clusters = {c["name"]: c for c in doc["static_resources"]["clusters"]}
-    options = clusters["mock"].pop("typed_extension_protocol_options")
+    # The key chain goes; the filter's own upstream copy (fallback) and the codec stay.
+    options = clusters["mock"]["typed_extension_protocol_options"]
+    hpo = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    keep = ("envoy.filters.http.wasm", "envoy.filters.http.upstream_codec")
+    clusters["mock"]["typed_extension_protocol_options"] = {
+        hpo: {**options[hpo], "http_filters": [f for f in options[hpo]["http_filters"] if f["name"] in keep]}
+    }
     warning = (
         'upstream.key_injection: is "upstream", but cluster "mock" has no credential_injector upstream filter: '
         "the filter sets no key, so requests to it reach the provider without one (add "
@@ -368,7 +374,10 @@ def test_key_injection_upstream_needs_a_credential_injector_on_the_cluster_not_t
     r = ag("validate", "-q", f)
     assert (r.code, r.lines) == (0, [f"{f}: warning: {LISTENER_WASM}: {warning}"]), r
 
-    clusters["mock_primary"]["typed_extension_protocol_options"] = options
+    # The key chain on a child instead (the filter's upstream copy stays on the aggregate).
+    clusters["mock_primary"]["typed_extension_protocol_options"] = {
+        hpo: {**options[hpo], "http_filters": [f for f in options[hpo]["http_filters"] if f["name"] != keep[0]]}
+    }
     f = write("on-the-children.yaml", yaml.safe_dump(doc, sort_keys=False))
     r = ag("validate", "-q", f)
     assert (r.code, r.lines) == (0, [f"{f}: warning: {LISTENER_WASM}: {warning}"]), r
@@ -397,7 +406,7 @@ def test_a_credential_injector_inside_a_composite_filter_counts(ag, write):
     filters = mock["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"][
         "http_filters"
     ]
-    composite = filters[0]["typed_config"]
+    (composite,) = [f["typed_config"] for f in filters if f["name"] == "ai_gateway.provider_key"]
     assert composite["extension_config"]["name"] == "composite"
     action = composite["xds_matcher"]["matcher_list"]["matchers"][0]["on_match"]["action"]["typed_config"]
     assert action["typed_config"]["name"] == "envoy.filters.http.credential_injector"
@@ -591,10 +600,19 @@ def test_a_fallback_list_longer_than_max_attempts_allows_is_a_warning(ag, write)
     ), r
 
 
-def demo_with_fallback(**plugin_changes) -> tuple[dict, dict]:
-    """envoy/demo.yaml whose claude-sonnet-4.5 (models[2], cluster `mock`) falls back to gpt-4.1:
-    (the document, its plugin configuration)."""
+def demo_without_fallback_wiring() -> dict:
+    """envoy/demo.yaml without what it ships for fallback: no upstream filter on `mock` (the
+    filter's upstream copy is its only one there), no per_try_idle_timeout on the route."""
     doc = yaml.safe_load((REPO / "envoy" / "demo.yaml").read_text())
+    del clusters_of(doc)["mock"]["typed_extension_protocol_options"]
+    del route0(doc)["route"]["retry_policy"]["per_try_idle_timeout"]
+    return doc
+
+
+def demo_with_fallback(**plugin_changes) -> tuple[dict, dict]:
+    """envoy/demo.yaml (without its fallback wiring, see above) whose claude-sonnet-4.5
+    (models[2], cluster `mock`) falls back to gpt-4.1: (the document, its plugin configuration)."""
+    doc = demo_without_fallback_wiring()
     plugin = json.loads(wasm_value(doc))
     assert plugin["models"][2]["name"] == "claude-sonnet-4.5"
     plugin["models"][2]["fallback"] = ["gpt-4.1"]
@@ -775,9 +793,11 @@ def test_the_routes_per_try_idle_timeout_must_be_stream_idle_timeout_ms(ag, writ
 
 def test_stream_idle_timeout_alone_is_checked_against_the_route_and_nothing_without_it(ag, write):
     """Without a fallback list the clusters are not looked at; the route is, once the
-    configuration sets stream_idle_timeout_ms. The shipped configs (neither) get no warning."""
-    doc = yaml.safe_load((REPO / "envoy" / "demo.yaml").read_text())
+    configuration sets stream_idle_timeout_ms. The shipped configs get no warning."""
+    doc = demo_without_fallback_wiring()
     plugin = json.loads(wasm_value(doc))
+    for m in plugin["models"]:
+        m.pop("fallback", None)
     plugin["stream_idle_timeout_ms"] = 90000
     set_wasm_value(doc, json.dumps(plugin, indent=2))
     f = write("idle-only.yaml", yaml.safe_dump(doc, sort_keys=False))
