@@ -110,10 +110,11 @@ def test_a_request_through_demo_yaml_writes_one_access_log_line(mock, envoy):
     state wasm.ai_gateway, set in on_log, which runs before the HCM's access loggers)."""
     primary, secondary = mock("primary", "--fail-status", "503"), mock("secondary")
     gw = envoy({"mock_primary": primary, "mock_secondary": secondary})
-    reply = chat(gw, chat_body("claude-sonnet-4.5"), headers={"x-request-id": "access-log-1"})
+    reply = chat(gw, chat_body("claude-sonnet-4.5"))
     assert reply.status == 200, reply
     (entry,) = gw.access_log(wait_for=1)
-    assert entry["request_id"] == "access-log-1"
+    # An edge listener (use_remote_address) makes its own request id.
+    assert entry["request_id"] == secondary.received(reply.headers["x-mock-request-id"]).header("x-request-id")
     assert (entry["method"], entry["path"], entry["status"], entry["details"], entry["flags"]) == (
         "POST", "/v1/chat/completions", 200, "via_upstream", "-")
     assert entry["attempts"] == 2 and entry["upstream_host"] == f"127.0.0.1:{secondary.port}"

@@ -125,6 +125,14 @@ def set_plugin_config(doc: dict, value: str) -> None:
         cfg["configuration"] = {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": value}
 
 
+def unshare_filter_copies(doc: dict) -> None:
+    """Each copy of the filter gets its own ``configuration`` and ``vm_config`` dicts, with the
+    same content (``yaml.safe_load`` makes the copies of an anchored node one dict)."""
+    for cfg in wasm_filter_configs(doc):
+        cfg["configuration"] = copy.deepcopy(cfg["configuration"])
+        cfg["vm_config"] = copy.deepcopy(cfg["vm_config"])
+
+
 def set_wasm_path(doc: dict, path: str) -> None:
     """The .wasm of every copy of the filter (each copy gets its own vm_config dict, with the
     same content: Envoy still shares one VM between them)."""
@@ -232,6 +240,7 @@ def build_envoy_config(
     if access_log_path is not None:
         set_access_log_path(doc, str(access_log_path))
     if with_filter:
+        unshare_filter_copies(doc)
         if WASM != WASM_DEFAULT:
             set_wasm_path(doc, str(WASM))
         if plugin_config is not None:
