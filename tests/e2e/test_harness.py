@@ -93,6 +93,13 @@ def test_the_access_log_path_is_substituted():
     assert [a["typed_config"]["path"] for a in hcm["access_log"]] == ["/tmp/x.log"]
     assert load_demo_yaml()["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
         "access_log"][0]["typed_config"]["path"] == "/dev/stdout"
+    # A logger a test pointed at a file of its own keeps it.
+    base = load_demo_yaml()
+    base["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["access_log"][0][
+        "typed_config"]["path"] = "/tmp/own.log"
+    doc = build_envoy_config(1, 2, _FakeMock(3), base=base, access_log_path="/tmp/x.log")
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    assert [a["typed_config"]["path"] for a in hcm["access_log"]] == ["/tmp/own.log"]
 
 
 def test_the_config_builder_substitutes_every_port():

@@ -153,13 +153,21 @@ def remove_filter(doc: dict) -> None:
             del opts["http_filters"]
 
 
-def set_access_log_path(doc: dict, path: str) -> None:
-    """Every file access logger of every HTTP connection manager writes to ``path``."""
+def set_access_log_path(doc: dict, path: str) -> str | None:
+    """The file access loggers that write to stdout (as shipped) write to ``path`` instead; a
+    logger a test pointed at a file of its own keeps it. Returns the file the access log goes
+    to (``path``, else the first file logger's own path), or None without a file logger."""
+    used = None
     for hcm in _http_filters(doc):
         for log in hcm.get("access_log", []):
             tc = log.get("typed_config", {})
             if tc.get("@type", "").endswith("file.v3.FileAccessLog"):
-                tc["path"] = path
+                if tc.get("path") in ("/dev/stdout", "/dev/stderr"):
+                    tc["path"] = path
+                    used = path
+                elif used is None:
+                    used = tc.get("path")
+    return used
 
 
 class _NoAliases(yaml.SafeDumper):
@@ -219,7 +227,8 @@ def build_envoy_config(
     test an invalid one).
     ``with_filter=False``: every wasm filter is removed (listener and upstream) and the route
     goes straight to the default cluster (harness self-test, comparisons: plain Envoy + mock).
-    ``access_log_path``: where the access log goes (default: as shipped, stdout).
+    ``access_log_path``: where the access log goes instead of stdout (default: as shipped; a
+    file access logger the base config points at a file of its own is left alone).
     """
     doc = copy.deepcopy(base) if base is not None else load_demo_yaml()
     doc["admin"]["address"]["socket_address"]["port_value"] = admin_port
@@ -403,8 +412,8 @@ def start_envoy(
     if key is not None:
         env[KEY_ENV] = key
     n = next(_envoy_ids)
-    access_log = workdir / f"envoy-{n}.access.log"
-    doc = build_envoy_config(0, 0, mocks, plugin_config, with_filter, access_log_path=access_log)
+    doc = build_envoy_config(0, 0, mocks, plugin_config, with_filter)
+    used = set_access_log_path(doc, str(workdir / f"envoy-{n}.access.log"))
     cfg = workdir / f"envoy-{n}.yaml"
     cfg.write_text(dump_config(doc))
     admin_file = workdir / f"envoy-{n}.admin"
@@ -419,7 +428,7 @@ def start_envoy(
         *extra_args,
     ]  # fmt: skip
     proc = Proc("envoy", argv, workdir / f"envoy-{n}.log", env=env)
-    gw = Gateway(proc, None, None, cfg, mocks, access_log)
+    gw = Gateway(proc, None, None, cfg, mocks, Path(used) if used else None)
     return wait_until_live(gw, admin_file, expect_start)
 
 
@@ -521,8 +530,7 @@ def start_hot_envoy(
     pcs = wasm["config_discovery"]["config_source"]["path_config_source"]
     pcs["path"] = str(ecds)
     pcs["watched_directory"]["path"] = str(hot)
-    access_log = workdir / f"hot-envoy-{time.monotonic_ns()}.access.log"
-    set_access_log_path(doc, str(access_log))
+    used = set_access_log_path(doc, str(workdir / f"hot-envoy-{time.monotonic_ns()}.access.log"))
     cfg = workdir / "hot-reload-bootstrap.yaml"
     cfg.write_text(dump_config(doc))
 
@@ -537,6 +545,6 @@ def start_hot_envoy(
     proc = Proc("envoy (hot-reload)", argv, workdir / f"hot-envoy-{time.monotonic_ns()}.log", env=env)
     if procs is not None:
         procs.append(proc)
-    gw = HotGateway(proc, None, None, cfg, mock, access_log)
+    gw = HotGateway(proc, None, None, cfg, mock, Path(used) if used else None)
     gw.ecds = ecds
     return wait_until_live(gw, admin_file)
