@@ -97,6 +97,8 @@ def test_every_cluster_the_filter_routes_to_runs_the_filters_upstream_copy_first
         assert up["allow_on_headers_stop_iteration"] is True and up["failure_policy"] == "FAIL_RELOAD"
         assert up["configuration"] == down["configuration"] and up["vm_config"] == down["vm_config"]
         assert filters[-1]["name"] == "envoy.filters.http.upstream_codec"
+        # Room for the retries in flight (Envoy's default of 3 drops most fallbacks under load).
+        assert any(t.get("max_retries", 3) >= 1024 for t in c["circuit_breakers"]["thresholds"]), name
     assert len(upstream_wasm_filter_configs(doc)) == len(routed)
     (vh,) = hcm_of(doc)["route_config"]["virtual_hosts"]
     assert vh["include_request_attempt_count"] is True and vh["include_attempt_count_in_response"] is True
