@@ -458,7 +458,9 @@ fn a_model_with_fallbacks_leaves_a_handoff_with_the_clients_original_prefix() {
     assert_eq!(h.sent_prefix_len, prefix.len());
     assert!(routed.headers.contains(&set(TIMEOUT_HEADER, "90000")));
     // Envoy reads the per-attempt timeout once per request: the plan's longest (bee's).
-    assert!(routed.headers.contains(&set(PER_TRY_TIMEOUT_HEADER, "7000")));
+    assert!(routed
+        .headers
+        .contains(&set(PER_TRY_TIMEOUT_HEADER, "7000")));
     assert!(routed.headers.contains(&set(MAX_RETRIES_HEADER, "3")));
     // The fallback body rebuilt from the handoff is the rewrite of the client's body for bee.
     let mut sent = prefix;

@@ -308,6 +308,20 @@ def test_a_canary_without_a_price_is_a_warning(ag, write):
     assert "deepseek-v3.2@2.0.0 is the canary of route \"chat\" but has no price" in r.out, r
 
 
+def test_a_configuration_shared_by_the_filter_and_its_upstream_copy_warns_once(ag, write):
+    """envoy/demo.yaml gives the listener's filter and the cluster's upstream copy one
+    configuration text (a YAML anchor): a warning about that text is printed once, not once
+    per copy."""
+    text = (REPO / "envoy" / "demo.yaml").read_text()
+    priced = '"deepseek-v3.2": { "input": 0.28, "output": 0.42 }'
+    assert priced in text
+    text = text.replace(",\n                        " + priced, "").replace(priced, "")
+    f = write("demo-unpriced.yaml", text)
+    r = ag("validate", "-q", f)
+    warnings = [line for line in r.lines if "is the canary of route" in line]
+    assert len(warnings) == 1, r.out
+
+
 def test_weights_off_the_percent_convention_are_a_warning(ag, write):
     cfg = copy.deepcopy(GOOD)
     cfg["routes"].append(

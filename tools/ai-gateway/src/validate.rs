@@ -101,6 +101,18 @@ pub fn run(paths: &[String], opts: &Options) -> Report {
     for p in paths {
         validate_file(p, opts, &mut provider, &mut report);
     }
+    // One configuration text shared by several filter copies (YAML anchors: the listener's
+    // filter and the clusters' upstream copies) gives the same warning once per copy: keep one.
+    let mut seen = Vec::new();
+    report.warnings.retain(|d| {
+        let key = (d.file.clone(), d.path.clone(), d.message.clone(), d.line);
+        if seen.contains(&key) {
+            false
+        } else {
+            seen.push(key);
+            true
+        }
+    });
     report
 }
 
