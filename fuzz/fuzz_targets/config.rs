@@ -8,6 +8,7 @@
 #![no_main]
 
 use ai_gateway_filter::config::{self, ModelId, Named};
+use ai_gateway_filter::metrics::RouteLabel;
 use ai_gateway_filter::routing::{self, Resolution};
 use ai_gateway_filter::{models_endpoint, rng::mix64};
 use fuzz_support::serde_valid;
@@ -99,18 +100,27 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
         }
-        let _ = routing::route_label(&cfg, Resolution::Route(ri));
+        let _ = routing::route_name(&cfg, RouteLabel::Route(ri));
     }
     // Requested names taken from the input itself.
     for piece in data.split(|&b| b == b'"').take(64) {
         if let Ok(name) = std::str::from_utf8(piece) {
             let res = routing::resolve(&cfg, Some(name));
-            match res {
-                Resolution::Route(r) => assert!(r.index() < cfg.routes.len()),
-                Resolution::Model(m) => assert!(m.index() < cfg.models.len()),
-                Resolution::Reject | Resolution::Passthrough => {}
+            let label = match res {
+                Resolution::Route(r) => {
+                    assert!(r.index() < cfg.routes.len());
+                    Some(RouteLabel::Route(r))
+                }
+                Resolution::Model(m) => {
+                    assert!(m.index() < cfg.models.len());
+                    Some(RouteLabel::Direct)
+                }
+                Resolution::Passthrough => Some(RouteLabel::Passthrough),
+                Resolution::Reject => None,
+            };
+            if let Some(label) = label {
+                let _ = routing::route_name(&cfg, label);
             }
-            let _ = routing::route_label(&cfg, res);
         }
     }
     let _ = routing::resolve(&cfg, None);
