@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the fuzz targets (fuzz/corpus/<target>/). Deterministic: run it
+"""Writes the starting corpora of the fuzz targets (fuzz/corpus/<target>/). Deterministic: run it
 again after changing a seed; the files are committed. libFuzzer only reads this directory
 (`make fuzz` grows its working corpus under fuzz/target/corpus/)."""
 

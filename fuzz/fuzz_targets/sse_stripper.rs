@@ -1,7 +1,7 @@
 //! The SSE usage-chunk stripper (`usage::UsageChunkStripper`) under any chunking.
 //!
 //! Input: byte 0 = the largest chunk size (and whether end-of-stream comes with the last
-//! chunk or as an extra empty one), bytes 1..9 = the seed of the chunk pattern, the rest =
+//! chunk or as an extra empty one), bytes 1..9 = the PRNG seed of the chunk pattern, the rest =
 //! the stream.
 //!
 //! Checked: never panics; the bytes passed on and the usage found do not depend on the

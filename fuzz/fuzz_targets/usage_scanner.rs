@@ -1,6 +1,6 @@
 //! The response usage scanner (`usage::UsageScanner`), JSON and SSE, under any chunking.
 //!
-//! Input: byte 0 = format (bit 0) and the largest chunk size, bytes 1..9 = the seed of the
+//! Input: byte 0 = format (bit 0) and the largest chunk size, bytes 1..9 = the PRNG seed of the
 //! chunk pattern, the rest = the response body.
 //!
 //! Checked: never panics; the usage found is the same whether the body arrives whole, byte

@@ -159,7 +159,7 @@ impl Cuts {
     }
 
     /// Splits `data` into chunks: sizes from 0 (empty chunks happen in Envoy too) up to
-    /// `max`, the pattern drawn from the seed.
+    /// `max`, the pattern drawn from its PRNG seed.
     pub fn split<'a>(&mut self, data: &'a [u8], max: usize) -> Vec<&'a [u8]> {
         let mut out = Vec::new();
         let mut i = 0;
