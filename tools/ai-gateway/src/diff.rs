@@ -327,85 +327,46 @@ pub fn diff_configs(location: &str, a: &Config, b: &Config) -> ConfigDiff {
             .unwrap_or_else(|| "(none)".into())
     };
     setting("default_route", default_name(a), default_name(b));
-    setting(
-        "unknown_models",
-        format!("{:?}", a.unknown_models).to_lowercase(),
-        format!("{:?}", b.unknown_models).to_lowercase(),
-    );
-    setting(
-        "timeout_ms",
-        a.timeout_ms.to_string(),
-        b.timeout_ms.to_string(),
-    );
-    setting(
-        "stream_idle_timeout_ms",
-        a.stream_idle_timeout_ms.to_string(),
-        b.stream_idle_timeout_ms.to_string(),
-    );
-    setting(
-        "max_duration_ms",
-        max_duration(a.max_duration_ms),
-        max_duration(b.max_duration_ms),
-    );
-    setting(
-        "fallback_on",
-        a.fallback_on.to_string(),
-        b.fallback_on.to_string(),
-    );
-    setting(
-        "max_attempts",
-        a.max_attempts.to_string(),
-        b.max_attempts.to_string(),
-    );
-    setting(
-        "failover_threshold",
-        fmt_num(a.breaker.threshold),
-        fmt_num(b.breaker.threshold),
-    );
-    setting(
-        "failover.window_s",
-        a.breaker.window_s.to_string(),
-        b.breaker.window_s.to_string(),
-    );
-    setting(
-        "failover.min_requests",
-        a.breaker.min_requests.to_string(),
-        b.breaker.min_requests.to_string(),
-    );
-    setting(
-        "failover.cooldown_s",
-        a.breaker.cooldown_s.to_string(),
-        b.breaker.cooldown_s.to_string(),
-    );
-    setting("upstream.cluster", a.cluster.clone(), b.cluster.clone());
-    setting(
-        "upstream.api_key_env",
-        a.api_key_env.clone(),
-        b.api_key_env.clone(),
-    );
-    setting(
-        "upstream.key_injection",
-        format!("{:?}", a.key_injection).to_lowercase(),
-        format!("{:?}", b.key_injection).to_lowercase(),
-    );
-    setting(
-        "sticky.header",
-        a.sticky_header.clone().unwrap_or_else(|| "(none)".into()),
-        b.sticky_header.clone().unwrap_or_else(|| "(none)".into()),
-    );
-    setting(
-        "stream_usage",
-        if a.stream_usage { "inject" } else { "off" }.into(),
-        if b.stream_usage { "inject" } else { "off" }.into(),
-    );
-    let paths = |c: &Config| {
-        c.paths
-            .iter()
-            .map(|(p, _)| p.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    setting("paths", paths(a), paths(b));
+    // Every global setting, as the operator reads it: (field, how to show it).
+    let shown: [(&str, Show); 16] = [
+        ("unknown_models", |c| {
+            format!("{:?}", c.unknown_models).to_lowercase()
+        }),
+        ("timeout_ms", |c| c.timeout_ms.to_string()),
+        ("stream_idle_timeout_ms", |c| {
+            c.stream_idle_timeout_ms.to_string()
+        }),
+        ("max_duration_ms", |c| max_duration(c.max_duration_ms)),
+        ("fallback_on", |c| c.fallback_on.to_string()),
+        ("max_attempts", |c| c.max_attempts.to_string()),
+        ("failover_threshold", |c| fmt_num(c.breaker.threshold)),
+        ("failover.window_s", |c| c.breaker.window_s.to_string()),
+        ("failover.min_requests", |c| {
+            c.breaker.min_requests.to_string()
+        }),
+        ("failover.cooldown_s", |c| c.breaker.cooldown_s.to_string()),
+        ("upstream.cluster", |c| c.cluster.clone()),
+        ("upstream.api_key_env", |c| c.api_key_env.clone()),
+        ("upstream.key_injection", |c| {
+            format!("{:?}", c.key_injection).to_lowercase()
+        }),
+        ("sticky.header", |c| {
+            c.sticky_header.clone().unwrap_or_else(|| "(none)".into())
+        }),
+        ("stream_usage", |c| {
+            if c.stream_usage { "inject" } else { "off" }.into()
+        }),
+        ("paths", |c| {
+            c.paths
+                .iter()
+                .map(|(p, _)| p.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }),
+    ];
+    for (what, show) in shown {
+        setting(what, show(a), show(b));
+    }
     setting(
         "serve_models_endpoint",
         a.serve_models_endpoint.to_string(),
@@ -432,6 +393,9 @@ fn fallback(cfg: &Config, m: &Model) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// How `diff` shows one global setting of a configuration.
+type Show = fn(&Config) -> String;
 
 fn max_duration(ms: u64) -> String {
     if ms == 0 {
