@@ -15,6 +15,7 @@ use crate::header_map::HeaderMap;
 use crate::metrics::{ModelLabel, RouteLabel};
 use crate::routing::{self, Chooser, Resolution};
 use crate::store::SharedStore;
+use std::borrow::Cow;
 
 /// The header the shipped Envoy routes read (`cluster_header`) to pick the upstream cluster.
 pub const CLUSTER_HEADER: &str = "x-ai-gateway-cluster";
@@ -177,21 +178,22 @@ pub struct Served {
     pub nonce: Option<u64>,
 }
 
-/// A header edit on the way upstream, in the order to apply.
+/// A header edit on the way upstream, in the order to apply. Values are borrowed from the
+/// configuration (formatted once) wherever they can be.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HeaderEdit {
-    Set(&'static str, Vec<u8>),
+pub enum HeaderEdit<'a> {
+    Set(&'static str, Cow<'a, [u8]>),
     Remove(&'static str),
 }
 
 /// Everything the body phase decided.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Routed {
+pub struct Routed<'a> {
     pub served: Served,
     /// `(replaced, prefix)`: swap the first `replaced` bytes of the body for `prefix`.
     pub splice: Option<(usize, Vec<u8>)>,
     /// Header edits, after the body edit (content-length first, when the length changed).
-    pub headers: Vec<HeaderEdit>,
+    pub headers: Vec<HeaderEdit<'a>>,
     /// The pick left the model it would have chosen with every circuit closed:
     /// `(from, to)` for the failover counter.
     pub failover: Option<(ModelId, ModelId)>,
@@ -215,12 +217,12 @@ pub struct RouteInput<'a> {
 
 /// Resolves the requested model, picks a target, rewrites the body and decides the upstream
 /// headers. Errors are answered locally.
-pub fn route<S: SharedStore>(
-    cfg: &Config,
+pub fn route<'a, S: SharedStore>(
+    cfg: &'a Config,
     breakers: &Breakers<S>,
     body: &[u8],
-    input: &RouteInput,
-) -> Result<Routed, GatewayError> {
+    input: &RouteInput<'a>,
+) -> Result<Routed<'a>, GatewayError> {
     let parsed = body::parse(body).map_err(|e| GatewayError::InvalidRequest(e.to_string()))?;
     let resolution = routing::resolve(cfg, parsed.model());
     let mut failover = None;
@@ -264,7 +266,7 @@ pub fn route<S: SharedStore>(
             let len = body.len().saturating_sub(replaced) + prefix.len();
             headers.push(HeaderEdit::Set(
                 "content-length",
-                len.to_string().into_bytes(),
+                Cow::Owned(len.to_string().into_bytes()),
             ));
             splice = Some((replaced, prefix));
         }
@@ -283,8 +285,7 @@ pub fn route<S: SharedStore>(
         }
     }
 
-    let plan_timeout;
-    let (cluster, per_try) = match model.map(|(_, t)| t) {
+    let (cluster, per_try): (&str, Cow<[u8]>) = match model.map(|(_, t)| t) {
         // Envoy reads the per-attempt timeout once per request: a request that may fall back
         // gets the longest of its plan, so no model is cut before its own timeout.
         Some(t) if !t.fallback.is_empty() => {
@@ -292,15 +293,14 @@ pub fn route<S: SharedStore>(
                 std::iter::once(t.timeout_ms)
                     .chain(t.fallback.iter().map(|&f| cfg.model(f).timeout_ms)),
             );
-            plan_timeout = longest.to_string();
-            (t.cluster.as_str(), plan_timeout.as_str())
+            (&t.cluster, Cow::Owned(longest.to_string().into_bytes()))
         }
-        Some(t) => (t.cluster.as_str(), t.timeout_header.as_str()),
-        None => (cfg.cluster.as_str(), cfg.timeout_header()),
+        Some(t) => (&t.cluster, Cow::Borrowed(t.timeout_header.as_bytes())),
+        None => (&cfg.cluster, Cow::Borrowed(cfg.timeout_header().as_bytes())),
     };
     match (cfg.key_injection, input.authorization) {
         (KeyInjection::Filter, Some(auth)) => {
-            headers.push(HeaderEdit::Set("authorization", auth.to_vec()));
+            headers.push(HeaderEdit::Set("authorization", Cow::Borrowed(auth)));
         }
         (KeyInjection::Filter, None) => return Err(GatewayError::Misconfigured),
         // The cluster's upstream filter sets the key per attempt; the client's own
@@ -309,21 +309,21 @@ pub fn route<S: SharedStore>(
             if input.client_authorization {
                 headers.push(HeaderEdit::Remove("authorization"));
             }
-            headers.push(HeaderEdit::Set(INJECT_KEY_HEADER, b"1".to_vec()));
+            headers.push(HeaderEdit::Set(INJECT_KEY_HEADER, Cow::Borrowed(b"1")));
         }
     }
-    headers.push(HeaderEdit::Set(CLUSTER_HEADER, cluster.as_bytes().to_vec()));
     headers.push(HeaderEdit::Set(
-        PER_TRY_TIMEOUT_HEADER,
-        per_try.as_bytes().to_vec(),
+        CLUSTER_HEADER,
+        Cow::Borrowed(cluster.as_bytes()),
     ));
+    headers.push(HeaderEdit::Set(PER_TRY_TIMEOUT_HEADER, per_try));
     headers.push(HeaderEdit::Set(
         TIMEOUT_HEADER,
-        cfg.max_duration_header().as_bytes().to_vec(),
+        Cow::Borrowed(cfg.max_duration_header().as_bytes()),
     ));
     headers.push(HeaderEdit::Set(
         MAX_RETRIES_HEADER,
-        cfg.max_attempts.saturating_sub(1).to_string().into_bytes(),
+        Cow::Borrowed(cfg.max_retries_header().as_bytes()),
     ));
 
     let model_label = match target {

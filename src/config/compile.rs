@@ -140,6 +140,7 @@ pub fn compile(raw: GatewayConfig) -> Result<Config, ConfigErrors> {
         stream_idle_timeout_ms,
         max_duration_ms,
         max_duration_header: max_duration_ms.to_string(),
+        max_retries_header: max_attempts.saturating_sub(1).to_string(),
         fallback_on,
         max_attempts,
         cluster,

@@ -210,6 +210,8 @@ pub struct Config {
     /// `max_duration_ms` formatted once for `x-envoy-upstream-rq-timeout-ms` (`"0"`: Envoy
     /// applies no request timeout).
     pub(super) max_duration_header: String,
+    /// `max_attempts - 1`, formatted once for `x-envoy-max-retries`.
+    pub(super) max_retries_header: String,
     /// The causes of a failed attempt that move the request to the next model of its
     /// [`Model::fallback`] list (empty: never fall back).
     pub fallback_on: Causes,
@@ -274,6 +276,11 @@ impl Config {
     /// `"0"` when there is no cap (Envoy then applies none).
     pub fn max_duration_header(&self) -> &str {
         &self.max_duration_header
+    }
+
+    /// `max_attempts - 1` (Envoy's retries), formatted for `x-envoy-max-retries`.
+    pub fn max_retries_header(&self) -> &str {
+        &self.max_retries_header
     }
 
     /// The endpoint kind of a request path (query string already removed), when configured.

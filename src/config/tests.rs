@@ -558,6 +558,7 @@ fn accepts_the_fallback_example_of_the_docs() {
     assert_eq!(c.max_duration_header(), "0");
     assert_eq!(c.fallback_on, Causes::ALL);
     assert_eq!(c.max_attempts, 3);
+    assert_eq!(c.max_retries_header(), "2");
 }
 
 #[test]

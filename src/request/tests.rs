@@ -9,6 +9,7 @@ use crate::header_map::{serialize, HeaderMap};
 use crate::metrics::ErrorType;
 use crate::store::MemoryStore;
 use crate::testing::test;
+use std::borrow::Cow;
 use std::rc::Rc;
 
 const CONFIG: &str = r#"{
@@ -151,8 +152,8 @@ fn breakers(c: &Config) -> Breakers<Rc<MemoryStore>> {
     Breakers::new(c, MemoryStore::new())
 }
 
-fn set(name: &'static str, value: &str) -> HeaderEdit {
-    HeaderEdit::Set(name, value.as_bytes().to_vec())
+fn set(name: &'static str, value: &str) -> HeaderEdit<'static> {
+    HeaderEdit::Set(name, Cow::Owned(value.as_bytes().to_vec()))
 }
 
 #[test]
