@@ -72,16 +72,7 @@ const TOUCHABLE: [&str; 7] = [
 ];
 
 /// Tracked top-level keys (a duplicate of one of them is an error).
-const TRACKED: [&str; 8] = [
-    "model",
-    "stream",
-    "stream_options",
-    "max_tokens",
-    "max_completion_tokens",
-    "max_output_tokens",
-    "temperature",
-    "messages",
-];
+const TRACKED: [&str; 8] = body::TRACKED_KEYS;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {

@@ -19,5 +19,5 @@ mod scan;
 #[cfg(test)]
 mod tests;
 
-pub use parse::{parse, BodyError, Parsed};
+pub use parse::{parse, BodyError, Parsed, TRACKED_KEYS};
 pub use rewrite::{rewrite, rewrite_prefix, Endpoint, Plan, PrefixRewrite, Rewrite};

@@ -78,8 +78,21 @@ pub(super) enum Field {
     Messages,
 }
 
+/// The top-level keys the parser tracks (a duplicate of one of them is refused), as spelled in
+/// a body.
+pub const TRACKED_KEYS: [&str; 8] = [
+    Field::Model.name(),
+    Field::Stream.name(),
+    Field::StreamOptions.name(),
+    Field::MaxTokens.name(),
+    Field::MaxCompletionTokens.name(),
+    Field::MaxOutputTokens.name(),
+    Field::Temperature.name(),
+    Field::Messages.name(),
+];
+
 impl Field {
-    pub(super) fn name(self) -> &'static str {
+    pub(super) const fn name(self) -> &'static str {
         match self {
             Field::Model => "model",
             Field::Stream => "stream",

@@ -186,16 +186,7 @@ fn gen_tracked(rng: &mut SplitMix64, key: &str) -> String {
     }
 }
 
-const TRACKED: [&str; 8] = [
-    "model",
-    "stream",
-    "stream_options",
-    "max_tokens",
-    "max_completion_tokens",
-    "max_output_tokens",
-    "temperature",
-    "messages",
-];
+const TRACKED: [&str; 8] = crate::body::TRACKED_KEYS;
 
 /// A generated body: its text, and each top-level member as (decoded key, raw member text).
 fn gen_body(rng: &mut SplitMix64) -> String {

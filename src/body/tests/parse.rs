@@ -109,7 +109,7 @@ fn duplicate_model_is_refused() {
 
 #[test]
 fn duplicates_of_every_tracked_key_are_refused() {
-    for key in [
+    let keys = [
         "model",
         "stream",
         "stream_options",
@@ -118,7 +118,10 @@ fn duplicates_of_every_tracked_key_are_refused() {
         "max_output_tokens",
         "temperature",
         "messages",
-    ] {
+    ];
+    // The list the generators and the fuzz target draw from is this one.
+    assert_eq!(keys, crate::body::TRACKED_KEYS);
+    for key in keys {
         let body = format!(r#"{{"{key}":null,"other":1,"{key}":null}}"#);
         assert_eq!(parse_err(body.as_bytes()), BodyError::DuplicateKey(key));
     }
