@@ -275,7 +275,7 @@ pub fn route<'a, S: SharedStore>(
             handoff = Some(Handoff {
                 nonce: input.nonce,
                 endpoint: input.endpoint,
-                first: format!("{}@{}", t.name, t.version_label),
+                first: t.key.clone(),
                 started_ms: input.now_ms,
                 probe,
                 original_prefix: body.get(..replaced).unwrap_or_default().to_vec(),
@@ -285,18 +285,11 @@ pub fn route<'a, S: SharedStore>(
         }
     }
 
-    let (cluster, per_try): (&str, Cow<[u8]>) = match model.map(|(_, t)| t) {
-        // Envoy reads the per-attempt timeout once per request: a request that may fall back
-        // gets the longest of its plan, so no model is cut before its own timeout.
-        Some(t) if !t.fallback.is_empty() => {
-            let longest = crate::fallback::attempt_timeout_ms(
-                std::iter::once(t.timeout_ms)
-                    .chain(t.fallback.iter().map(|&f| cfg.model(f).timeout_ms)),
-            );
-            (&t.cluster, Cow::Owned(longest.to_string().into_bytes()))
-        }
-        Some(t) => (&t.cluster, Cow::Borrowed(t.timeout_header.as_bytes())),
-        None => (&cfg.cluster, Cow::Borrowed(cfg.timeout_header().as_bytes())),
+    // With a fallback list, the model's timeout header is its plan's longest (see
+    // `config::Model::timeout_header`): Envoy has one per-try timeout per request.
+    let (cluster, per_try) = match model.map(|(_, t)| t) {
+        Some(t) => (&t.cluster, t.timeout_header.as_str()),
+        None => (&cfg.cluster, cfg.timeout_header()),
     };
     match (cfg.key_injection, input.authorization) {
         (KeyInjection::Filter, Some(auth)) => {
@@ -316,7 +309,10 @@ pub fn route<'a, S: SharedStore>(
         CLUSTER_HEADER,
         Cow::Borrowed(cluster.as_bytes()),
     ));
-    headers.push(HeaderEdit::Set(PER_TRY_TIMEOUT_HEADER, per_try));
+    headers.push(HeaderEdit::Set(
+        PER_TRY_TIMEOUT_HEADER,
+        Cow::Borrowed(per_try.as_bytes()),
+    ));
     headers.push(HeaderEdit::Set(
         TIMEOUT_HEADER,
         Cow::Borrowed(cfg.max_duration_header().as_bytes()),

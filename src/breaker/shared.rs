@@ -17,9 +17,9 @@ pub const CAS_ATTEMPTS: usize = 8;
 /// Bumped on every circuit transition, so workers know when to re-read the states.
 pub const GENERATION_KEY: &str = "ai_gateway.breaker.generation";
 
-/// The shared-data key of a target's circuit state.
-pub fn state_key(name: &str, version: &str) -> String {
-    format!("ai_gateway.breaker.{name}@{version}")
+/// The shared-data key of a target's circuit state (`model_key`: `name@version`).
+pub fn state_key(model_key: &str) -> String {
+    format!("ai_gateway.breaker.{model_key}")
 }
 
 /// The circuit breakers of one configuration, as one worker sees them.
@@ -48,11 +48,7 @@ impl<S: SharedStore> Breakers<S> {
                 min_requests: b.min_requests,
                 cooldown_ms: b.cooldown_s.saturating_mul(1000),
             },
-            keys: cfg
-                .models
-                .iter()
-                .map(|m| state_key(&m.name, &m.version_label))
-                .collect(),
+            keys: cfg.models.iter().map(|m| state_key(&m.key)).collect(),
             cache: RefCell::new(Cache {
                 generation: None,
                 states: vec![TargetState::default(); cfg.models.len()],

@@ -696,7 +696,7 @@ mod shared {
         let cfg = config();
         let store = MemoryStore::new();
         let closed = TargetState::default().encode();
-        store.set(&state_key("m", "1.0.0"), &closed, 0).unwrap();
+        store.set(&state_key("m@1.0.0"), &closed, 0).unwrap();
         let a = Rc::new(Breakers::new(&cfg, Rc::clone(&store)));
         let b = Rc::new(Breakers::new(&cfg, Rc::clone(&store)));
         (store, a, b)
@@ -735,7 +735,7 @@ mod shared {
     }
 
     fn stored(store: &MemoryStore) -> TargetState {
-        let (bytes, _) = store.get(&state_key("m", "1.0.0")).unwrap();
+        let (bytes, _) = store.get(&state_key("m@1.0.0")).unwrap();
         bytes
             .and_then(|b| TargetState::decode(&b))
             .unwrap_or_default()
@@ -913,7 +913,7 @@ mod shared {
         let cfg = config();
         let store = MemoryStore::new();
         let a = Breakers::new(&cfg, Rc::clone(&store));
-        let key = state_key("m", "1.0.0");
+        let key = state_key("m@1.0.0");
         assert_eq!(store.get(&key).unwrap(), (None, 0));
         a.record(m(), Outcome::Failure, false, T0);
         let (bytes, version) = store.get(&key).unwrap();

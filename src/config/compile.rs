@@ -458,6 +458,7 @@ fn model(
         name: m.name.clone(),
         version,
         version_label: m.version.clone(),
+        key: format!("{}@{}", m.name, m.version),
         max_tokens: m.max_tokens,
         temperature: m.temperature,
         weight,
@@ -481,8 +482,14 @@ fn fallbacks(raw: &GatewayConfig, models: &mut [Model], errs: &mut Errors) {
             continue;
         };
         let resolved = fallback(models, i, list, errs);
+        let longest = crate::fallback::attempt_timeout_ms(
+            std::iter::once(i)
+                .chain(resolved.iter().map(|id| id.0))
+                .filter_map(|j| models.get(j).map(|m| m.timeout_ms)),
+        );
         if let Some(model) = models.get_mut(i) {
             model.fallback = resolved;
+            model.timeout_header = longest.to_string();
         }
     }
 }
@@ -509,7 +516,7 @@ fn fallback(models: &[Model], i: usize, list: &[String], errs: &mut Errors) -> V
             }
         };
         let other = &models[id.0];
-        let label = format!("{}@{}", other.name, other.version_label);
+        let label = other.key.clone();
         if id.0 == i {
             errs.push(
                 jat,

@@ -54,6 +54,9 @@ pub struct Model {
     pub version: semver::Version,
     /// The version as the operator wrote it (for headers and metric labels).
     pub version_label: String,
+    /// `name@version`: how a fallback list, the fallback handoff, the answered-by header and
+    /// the circuit's shared-data key name this model.
+    pub key: String,
     pub max_tokens: Option<u64>,
     pub temperature: Option<f64>,
     pub weight: f64,
@@ -62,8 +65,11 @@ pub struct Model {
     /// Per attempt, until the response starts (its headers): the model's own `timeout_ms`,
     /// else the global one.
     pub timeout_ms: u64,
-    /// `timeout_ms` formatted once for `x-envoy-upstream-rq-per-try-timeout-ms` (Envoy's
-    /// per-try timeout bounds the wait for an attempt's response headers, never its body).
+    /// The value of `x-envoy-upstream-rq-per-try-timeout-ms` for a request to this model,
+    /// formatted once (Envoy's per-try timeout bounds the wait for an attempt's response
+    /// headers, never its body): `timeout_ms`, or, with a `fallback` list, the longest
+    /// `timeout_ms` of the model and its fallbacks (Envoy reads it once per request, for
+    /// every attempt).
     pub timeout_header: String,
     pub price: Option<Price>,
     /// The models to try next, in order, when an attempt at this one fails with a cause of

@@ -74,11 +74,6 @@ fn write_record(record: &AttemptRecord) {
     }
 }
 
-fn model_key(rt: &Runtime, model: ModelId) -> String {
-    let m = rt.cfg.model(model);
-    format!("{}@{}", m.name, m.version_label)
-}
-
 impl Upstream {
     pub fn new(runtime: Option<Rc<Runtime>>) -> Self {
         Upstream {
@@ -352,7 +347,7 @@ impl HttpContext for Upstream {
             if let Some(&model) = f.plan.get(usize::from(f.record.index)) {
                 let value = fallback::answered_by(
                     f.handoff.nonce,
-                    &model_key(&rt, model),
+                    &rt.cfg.model(model).key,
                     self.attempt,
                     f.record.last_cause,
                 );
