@@ -16,6 +16,15 @@ use crate::metrics::ErrorType;
 
 /// The filter-state key of the handoff (Envoy stores it as `wasm.ai_gateway_plan`).
 pub const HANDOFF_PROPERTY: &str = "ai_gateway_plan";
+/// The filter-state key that tells the upstream filter, without reading any data, which attempt
+/// of a request that may fall back it sees (`wasm.ai_gateway_fallback`): absent, the request has
+/// no fallback plan and the upstream filter stays out of it; empty (as the downstream filter
+/// leaves it), this is the first attempt, which sets it to [`ATTEMPT_SEEN`]; anything else, a
+/// later attempt. Reading a value costs a host call into the VM's allocator (about ten times a
+/// plain call); an absent or empty one returns no data, so the first attempt costs no such read.
+pub const ATTEMPT_MARK_PROPERTY: &str = "ai_gateway_fallback";
+/// The mark's value once the first attempt went out.
+pub const ATTEMPT_SEEN: &[u8] = b"1";
 /// The filter-state key of the latest attempt's record (`wasm.ai_gateway_attempt`).
 pub const ATTEMPT_PROPERTY: &str = "ai_gateway_attempt";
 /// The response header an upstream filter sets on the attempt it rewrote, for the downstream

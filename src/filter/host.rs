@@ -242,6 +242,30 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
     }
 }
 
+/// Whether a property is there, and whether it holds anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence {
+    Absent,
+    Empty,
+    Value(Vec<u8>),
+}
+
+/// A filter-state property by its one-segment name. Absent and empty values return no data,
+/// so the host makes no allocation in the VM for them: the cheap way to test a mark.
+pub fn property_presence(name: &str) -> Result<Presence, Status> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    let status = unsafe { proxy_get_property(name.as_ptr(), name.len(), &mut data, &mut size) };
+    match status {
+        0 => Ok(match unsafe { host_bytes(data, size) } {
+            Some(v) if !v.is_empty() => Presence::Value(v),
+            _ => Presence::Empty,
+        }),
+        NOT_FOUND => Ok(Presence::Absent),
+        s => Err(Status(s)),
+    }
+}
+
 /// Sets a request-scoped property: Envoy keeps it in the stream's filter state as
 /// `wasm.<name>` (readable by later filters, later attempts' upstream filters and the access
 /// log's `%FILTER_STATE(wasm.<name>:PLAIN)%`).

@@ -177,7 +177,9 @@ impl Http {
         }
         // For the upstream filter of a later attempt: without it, a retry replays this body.
         if let Some(handoff) = &routed.handoff {
-            if let Err(s) = host::set_property(fallback::HANDOFF_PROPERTY, &handoff.encode()) {
+            let left = host::set_property(fallback::HANDOFF_PROPERTY, &handoff.encode())
+                .and_then(|()| host::set_property(fallback::ATTEMPT_MARK_PROPERTY, b""));
+            if let Err(s) = left {
                 warn!("ai-gateway: could not leave the fallback plan (status {s:?}); this request won't fall back");
             }
         }

@@ -1,6 +1,9 @@
 //! The upstream role: the same `.wasm` as an upstream HTTP filter of the cluster (plugin
-//! `root_id: ai_gateway_upstream`), one context per attempt. Attempt 1 reads one request header
-//! and the response `:status`, nothing else. Attempt `n ≥ 2` of a request that may fall back
+//! `root_id: ai_gateway_upstream`), one context per attempt. Every attempt first tests the
+//! attempt mark the downstream filter leaves ([`fallback::ATTEMPT_MARK_PROPERTY`]), a lookup that
+//! returns no data: a request without it has no fallback plan, and its attempts are left alone
+//! (no other host call). Attempt 1 of a request that may fall back sets the mark and reads the
+//! response `:status`, nothing else. Attempt `n ≥ 2` of a request that may fall back
 //! reads the downstream filter's handoff and the previous attempt's record, counts the failed
 //! attempt, and — when this attempt goes to another model — holds the headers, swaps the body
 //! prefix and sets `content-length` (docs/failover.md#fallback).
@@ -30,6 +33,8 @@ struct Fallback {
 
 pub struct Upstream {
     runtime: Option<Rc<Runtime>>,
+    /// The request has no fallback plan: nothing to do on any callback.
+    inert: bool,
     /// `x-envoy-attempt-count` (1 when absent).
     attempt: u32,
     /// The attempt's response headers arrived.
@@ -78,6 +83,7 @@ impl Upstream {
     pub fn new(runtime: Option<Rc<Runtime>>) -> Self {
         Upstream {
             runtime,
+            inert: false,
             attempt: 1,
             answered: false,
             fallback: None,
@@ -207,7 +213,7 @@ impl Context for Upstream {
     /// filter). One that got no response headers timed out, was reset or could not connect:
     /// Envoy's transport failure reason tells the last, for the next attempt's cause.
     fn on_done(&mut self) -> bool {
-        if self.answered {
+        if self.answered || self.inert {
             return true;
         }
         let reason = host::property(&["upstream", "transport_failure_reason"])
@@ -248,8 +254,25 @@ impl Context for Upstream {
 impl HttpContext for Upstream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(rt) = self.runtime.clone() else {
+            self.inert = true;
             return Action::Continue;
         };
+        match host::property_presence(fallback::ATTEMPT_MARK_PROPERTY) {
+            Ok(host::Presence::Value(_)) => {}
+            Ok(host::Presence::Empty) => {
+                // The first attempt: the next one must know it is not.
+                if let Err(s) =
+                    host::set_property(fallback::ATTEMPT_MARK_PROPERTY, fallback::ATTEMPT_SEEN)
+                {
+                    warn!("ai-gateway: upstream: could not mark the first attempt (status {s:?})");
+                }
+                return Action::Continue;
+            }
+            Ok(host::Presence::Absent) | Err(_) => {
+                self.inert = true;
+                return Action::Continue;
+            }
+        }
         let n = host::header(MapType::HttpRequestHeaders, fallback::ATTEMPT_COUNT_HEADER)
             .ok()
             .flatten()
@@ -285,6 +308,9 @@ impl HttpContext for Upstream {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if self.inert {
+            return Action::Continue;
+        }
         let Some(rt) = self.runtime.clone() else {
             return Action::Continue;
         };
