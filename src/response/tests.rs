@@ -208,3 +208,102 @@ fn the_half_open_probe_closes_the_circuit_and_resets_the_gauge() {
     assert_eq!(stats.recorded(Series::CircuitOpen(id(0))), vec![1, 0]);
     assert!(!breakers.is_open(id(0)));
 }
+
+/// The access-log entry is written by hand: it must be the JSON serde_json makes of the same
+/// fields, for names that need escaping, every cause, missing usage, and costs of every scale.
+#[test]
+fn the_access_entry_is_what_serde_json_writes() {
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        route: &'a str,
+        model: Option<&'a str>,
+        version: Option<&'a str>,
+        attempts: u32,
+        fallback_cause: Option<&'a str>,
+        prompt_tokens: Option<u64>,
+        completion_tokens: Option<u64>,
+        cost_usd: Option<String>,
+    }
+    let names = ["gpt-4.1", "org/model:v_2.x-9"];
+    let prices = [(2.0, 8.0), (0.000001, 0.000003), (123.456789, 0.5), (0.0, 0.0)];
+    let usages = [None, Some((0, 0)), Some((1, 1)), Some((250, 9)), Some((u64::MAX, u64::MAX))];
+    for name in names {
+        for (input, output) in prices {
+            let raw = serde_json::json!({
+                "models": [{"name": name, "version": "1.0.0", "weight": 1}],
+                "prices": {name: {"input": input, "output": output}},
+            })
+            .to_string();
+            let cfg = parse(raw.as_bytes()).unwrap();
+            let m = cfg.model_id(0).unwrap();
+            let price = cfg.model(m).price.unwrap();
+            for usage in usages {
+                for cause in [None, Some(ErrorType::Http429), Some(ErrorType::Timeout)] {
+                    for model in [ModelLabel::Model(m), ModelLabel::Passthrough] {
+                        let served = Served {
+                            route: RouteLabel::Route(cfg.route_id(0).unwrap()),
+                            model,
+                            probe: false,
+                            stream: false,
+                            strip_usage: false,
+                            nonce: None,
+                        };
+                        let usage = usage.map(|(p, c)| Usage {
+                            prompt_tokens: p,
+                            completion_tokens: c,
+                        });
+                        let got = access_entry(&cfg, &served, 3, cause, usage);
+                        let model_cfg = match model {
+                            ModelLabel::Model(m) => Some(cfg.model(m)),
+                            ModelLabel::Passthrough => None,
+                        };
+                        let cost = match (usage, model_cfg) {
+                            (Some(u), Some(_)) => {
+                                let pico = u128::from(u.prompt_tokens)
+                                    * u128::from(price.input_micros_per_mtok)
+                                    + u128::from(u.completion_tokens)
+                                        * u128::from(price.output_micros_per_mtok);
+                                let unit = 1_000_000_000_000u128;
+                                let frac = format!("{:012}", pico % unit);
+                                let frac = frac.trim_end_matches('0');
+                                Some(if frac.is_empty() {
+                                    format!("{}", pico / unit)
+                                } else {
+                                    format!("{}.{frac}", pico / unit)
+                                })
+                            }
+                            _ => None,
+                        };
+                        let want = serde_json::to_vec(&Entry {
+                            route: routing::route_name(&cfg, served.route),
+                            model: model_cfg.map(|m| m.name.as_str()),
+                            version: model_cfg.map(|m| m.version_label.as_str()),
+                            attempts: 3,
+                            fallback_cause: cause.and_then(crate::config::Causes::name),
+                            prompt_tokens: usage.map(|u| u.prompt_tokens),
+                            completion_tokens: usage.map(|u| u.completion_tokens),
+                            cost_usd: cost,
+                        })
+                        .unwrap();
+                        assert_eq!(
+                            String::from_utf8_lossy(&got),
+                            String::from_utf8_lossy(&want),
+                            "{name} {input} {output} {usage:?} {cause:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn json_strings_are_escaped_as_serde_json_escapes_them() {
+    let mut all: String = (0u8..0x80).map(char::from).collect();
+    all.push_str("é日本\u{10ffff}");
+    for s in [all.as_str(), "", "plain", "\"\\", "\u{7f}"] {
+        let mut got = Vec::new();
+        json_str(&mut got, s);
+        assert_eq!(got, serde_json::to_vec(s).unwrap(), "{s:?}");
+    }
+}
