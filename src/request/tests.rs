@@ -51,10 +51,25 @@ fn only_the_control_headers_the_client_sent_are_removed_and_an_unreadable_map_re
     let mut h = post("/v1/chat/completions");
     h.push(("x-ai-gateway-cluster", b"evil"));
     h.push(("x-envoy-max-retries", b"9"));
+    h.push(("x-envoy-retry-on", b"5xx"));
+    // Held: the headers the body phase sets anyway are replaced then, not removed now.
     let p = plan(&c, &h, false);
+    assert_eq!(p.remove, vec!["x-envoy-retry-on"]);
+    assert!(matches!(p.decision, Decision::Hold(_)));
+    for name in SET_FOR_EVERY_ROUTED_REQUEST {
+        assert!(CLIENT_CONTROL_HEADERS.contains(&name));
+    }
+    // Passed through (or answered): every one the client sent goes now.
+    h[0] = (":method", b"GET");
+    let p = plan(&c, &h, true);
+    assert_eq!(p.decision, Decision::PassThrough);
     assert_eq!(
         p.remove,
-        vec!["x-ai-gateway-cluster", "x-envoy-max-retries"]
+        vec![
+            "x-ai-gateway-cluster",
+            "x-envoy-max-retries",
+            "x-envoy-retry-on"
+        ]
     );
 
     let paths: Vec<String> = Vec::new();
@@ -516,4 +531,35 @@ fn a_request_by_name_for_an_open_model_starts_at_its_first_healthy_fallback() {
         route(&c, &b, br#"{"model":"a"}"#, &i),
         Err(GatewayError::NoHealthyTarget { .. })
     ));
+}
+
+/// The header phase leaves these to the body phase (it doesn't remove the client's values):
+/// every routed request must then set them, whatever it resolved to.
+#[test]
+fn every_routed_request_sets_the_control_headers_the_header_phase_left() {
+    let c = cfg(CONFIG);
+    let passthrough = cfg(&CONFIG.replace(
+        r#""default_route":"chat","#,
+        r#""unknown_models":"passthrough","#,
+    ));
+    for (c, body) in [
+        (&c, &br#"{"model":"stable"}"#[..]),
+        (&c, br#"{"model":"chat"}"#),
+        (&passthrough, br#"{"model":"something-else"}"#),
+    ] {
+        let routed = route(c, &breakers(c), body, &input(Endpoint::Chat, 0)).unwrap();
+        if std::ptr::eq(c, &passthrough) {
+            assert_eq!(routed.served.model, ModelLabel::Passthrough);
+        }
+        for name in SET_FOR_EVERY_ROUTED_REQUEST {
+            assert!(
+                routed
+                    .headers
+                    .iter()
+                    .any(|e| matches!(e, HeaderEdit::Set(n, _) if *n == name)),
+                "{name} is not set for {}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
 }
