@@ -328,11 +328,15 @@ impl HttpContext for Http {
         for (name, value) in response::client_headers(&rt.cfg, &served) {
             let _ = host::set_header(MapType::HttpResponseHeaders, name, value.as_bytes());
         }
-        let _ = host::set_header(
-            MapType::HttpResponseHeaders,
-            "x-ai-gateway-attempts",
-            self.attempts.to_string().as_bytes(),
-        );
+        // Only when it says something: a header edit costs about three plain host calls, and
+        // most requests take one attempt (absent = 1).
+        if self.attempts > 1 {
+            let _ = host::set_header(
+                MapType::HttpResponseHeaders,
+                "x-ai-gateway-attempts",
+                self.attempts.to_string().as_bytes(),
+            );
+        }
         if plan.remove_content_length {
             let _ = host::remove_header(MapType::HttpResponseHeaders, "content-length");
         }
