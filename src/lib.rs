@@ -21,6 +21,7 @@ pub mod store;
 pub mod usage;
 
 mod bytes;
+mod sort;
 
 #[cfg(test)]
 mod testing;

@@ -403,7 +403,7 @@ pub fn rewrite_prefix(
             usage_injected,
         });
     }
-    edits.sort_unstable_by_key(|e| (e.at, e.end));
+    crate::sort::by_key(edits, |e| (e.at, e.end));
 
     // Everything up to the furthest edit is rebuilt; the rest stays in Envoy's buffer.
     let replaced = edits.iter().map(|e| e.end).max().unwrap_or(0);

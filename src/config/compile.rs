@@ -774,7 +774,7 @@ fn target_seed(m: &Model) -> u64 {
 
 fn build_route(name: String, mut targets: Vec<Target>) -> Route {
     // Drained targets last, so the pick only walks live ones; stable keeps config order.
-    targets.sort_by_key(|t| t.weight <= 0.0);
+    crate::sort::by_key(&mut targets, |t| t.weight <= 0.0);
     let total_weight = targets.iter().map(|t| t.weight).sum();
     Route {
         name,

@@ -330,7 +330,7 @@ impl Config {
             .filter(|(_, n)| matches!(n, Named::Model(_)))
             .map(|(k, _)| k.as_str())
             .collect();
-        models.sort_unstable();
+        crate::sort::by_key(&mut models, |m| *m);
         routes.chain(models)
     }
 }
