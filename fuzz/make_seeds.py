@@ -85,6 +85,20 @@ for i, b in enumerate(bodies):
         seeds.append(bytes([c0, c1]) + b)
 write("body_rewrite", seeds)
 
+# ---------------------------------------------------------------- body_scan
+# Byte 0: alignment and cut. Long strings too, so the 64-byte blocks of the fast scan are
+# crossed by text, escapes and characters of every width.
+words = "Summarise the following report\\n about \\\"latency\\\" café 日本語 throughput. 😀 "
+long_bodies = [
+    ('{"model":"chat","messages":[{"role":"user","content":"' + words * 6 + '"}],"user":"bench"}').encode(),
+    ('{"k":"' + "plain ascii prose, nothing to stop at " * 8 + '"}').encode(),
+    ('["' + "\\u00e9\\n\\t" * 20 + '", "' + "日本語" * 30 + '"]').encode(),
+    ('{"k":"' + "x" * 61 + '\\"' + "y" * 62 + "\\u12" + '"}').encode(),
+    ('{"k":"' + "x" * 63 + "\x01" + '"}').encode(),
+    ('{"k":"' + "é" * 40 + "\xed\xa0\x80" + '"}').encode("utf-8", "surrogatepass"),
+]
+write("body_scan", [bytes([c0]) + b for b in bodies + long_bodies for c0 in (0, 37, 200)])
+
 
 # ---------------------------------------------------------------- usage_scanner / sse_stripper
 def sse(events: list[str | dict], end: str = "\n\n", field: str = "data: ") -> bytes:

@@ -41,7 +41,7 @@ failed=()
 for t in "${targets[@]}"; do
   dict=""
   case "$t" in
-    body_rewrite) dict=fuzz/dict/body.dict ;;
+    body_rewrite | body_scan) dict=fuzz/dict/body.dict ;;
     usage_scanner | sse_stripper) dict=fuzz/dict/usage.dict ;;
     config) dict=fuzz/dict/config.dict ;;
   esac

@@ -27,9 +27,11 @@ BENCH_FLOOR      := $(BENCH_OUT)/wasm-floor.wasm
 BENCH_VENV       := $(BENCH_DIR)/.venv
 BENCH_LITELLM    := $(BENCH_VENV)/bin/litellm
 BENCH_PY         := .venv/bin/python
-# Features Rust enables by default for wasm32-wasip1; binaryen 108 needs them spelled out.
+# Features Rust enables by default for wasm32-wasip1, and simd128 (.cargo/config.toml);
+# binaryen 108 needs them spelled out.
 BENCH_WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
-                       --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
+                       --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types \
+                       --enable-simd
 BENCH_ARGS       ?=
 
 .PHONY: bench bench-deps bench-wasm-opt bench-floor bench-litellm bench-micro bench-profile

@@ -10,7 +10,7 @@ CARGO_FUZZ_VER   ?= 0.13.2
 CARGO_FUZZ       := $(TOOLS_DIR)/bin/cargo-fuzz
 # Seconds per fuzz target, and which targets (see fuzz/Cargo.toml).
 FUZZ_SECONDS     ?= 60
-FUZZ_TARGETS     ?= body_rewrite usage_scanner sse_stripper config breaker_codec fallback
+FUZZ_TARGETS     ?= body_rewrite body_scan usage_scanner sse_stripper config breaker_codec fallback
 # Soak length in seconds and client concurrency.
 SOAK_SECONDS     ?= 600
 SOAK_ARGS        ?=

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::escape;
-use super::scan::{self, skip_ws, Member, Span};
+use super::scan::{self, skip_ws, Member, Mode, Span};
 
 /// Why a body was refused. Every variant's [`Display`](fmt::Display) is a message fit to send
 /// back to the client.
@@ -228,10 +228,13 @@ pub fn parse(body: &[u8]) -> Result<Parsed<'_>, BodyError> {
     if start == body.len() {
         return Err(BodyError::Empty);
     }
+    // One vector pass over the whole body: when it is valid UTF-8 (as almost every body
+    // is), strings are scanned without stopping at non-ASCII text.
+    let mode = Mode::of(body);
     let mut fields = Fields::default();
     let mut duplicate: Option<Field> = None;
     let mut root_last = None;
-    let end = scan::scan_value(body, start, |m: Member| {
+    let end = scan::scan_value(body, start, mode, |m: Member| {
         root_last = Some(m.value.end);
         let raw = body.get(m.key.start..m.key.end).unwrap_or_default();
         let mut buf = [0u8; 32];
@@ -287,7 +290,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed<'_>, BodyError> {
 
     let stream_options = match fields.stream_options {
         Some(span) if body.get(span.start) == Some(&b'{') => {
-            Some(read_stream_options(body, span.start)?)
+            Some(read_stream_options(body, span.start, mode)?)
         }
         _ => None,
     };
@@ -324,11 +327,11 @@ fn prefer_utf8_error(body: &[u8], error: BodyError) -> BodyError {
 }
 
 /// Reads the (already validated) `stream_options` object that opens at `open`.
-fn read_stream_options(body: &[u8], open: usize) -> Result<StreamOptions, BodyError> {
+fn read_stream_options(body: &[u8], open: usize, mode: Mode) -> Result<StreamOptions, BodyError> {
     let mut last = None;
     let mut include_usage = None;
     let mut duplicate = false;
-    scan::scan_value(body, open, |m: Member| {
+    scan::scan_value(body, open, mode, |m: Member| {
         last = Some(m.value.end);
         let raw = body.get(m.key.start..m.key.end).unwrap_or_default();
         let mut buf = [0u8; 32];

@@ -189,7 +189,7 @@ fn gen_tracked(rng: &mut SplitMix64, key: &str) -> String {
 const TRACKED: [&str; 8] = crate::body::TRACKED_KEYS;
 
 /// A generated body: its text, and each top-level member as (decoded key, raw member text).
-fn gen_body(rng: &mut SplitMix64) -> String {
+pub(super) fn gen_body(rng: &mut SplitMix64) -> String {
     let mut members: Vec<String> = Vec::new();
     let extra = [
         "user", "n", "tools", "metadata", "x\\\"y", "é", "🙂", "modelx", "Model", "seed",

@@ -8,6 +8,7 @@ mod oracle;
 mod parse;
 mod refusals;
 mod scanner;
+mod simd;
 mod size;
 mod stream_usage;
 mod system_prompt;

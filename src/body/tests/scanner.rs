@@ -2,9 +2,10 @@
 //! (the spec, written for clarity) and against the scanner it replaced (kept here verbatim), on
 //! generated strings: every byte class at every position relative to the 8- and 32-byte steps,
 //! escapes and UTF-8 sequences straddling them, invalid UTF-8 of every kind, bodies that end
-//! inside a string.
+//! inside a string. The vector scanner of valid UTF-8 bodies (`scan_string_fast`) is checked
+//! against the same reference on every such input that is valid UTF-8 (`simd.rs` has more).
 
-use crate::body::scan::{scan_string, syntax};
+use crate::body::scan::{scan_string, scan_string_fast, syntax};
 use crate::body::BodyError;
 use crate::testing::{test, RngCore, SplitMix64};
 
@@ -132,7 +133,8 @@ mod old {
     }
 }
 
-/// Scans the string at `i` with all three and asserts they agree; returns the common result.
+/// Scans the string at `i` with all three (four, when `b` is valid UTF-8) and asserts they
+/// agree; returns the common result.
 #[track_caller]
 fn check(b: &[u8], i: usize) -> Result<(usize, bool), BodyError> {
     let want = reference(b, i);
@@ -148,6 +150,15 @@ fn check(b: &[u8], i: usize) -> Result<(usize, bool), BodyError> {
         "old vs reference on {:?} at {i}",
         b
     );
+    // The vector scan, on what it is for: bodies that are valid UTF-8.
+    if std::str::from_utf8(b).is_ok() {
+        assert_eq!(
+            scan_string_fast(b, i),
+            want,
+            "fast vs reference on {:?} at {i}",
+            b
+        );
+    }
     want
 }
 
@@ -239,7 +250,7 @@ const PIECES: &[&[u8]] = &[
 ];
 
 /// A string body: `prefix` bytes before the opening quote, the contents, maybe a closing quote.
-fn random_string(rng: &mut SplitMix64) -> (Vec<u8>, usize) {
+pub(super) fn random_string(rng: &mut SplitMix64) -> (Vec<u8>, usize) {
     let prefix = (rng.next_u64() % 4) as usize;
     let mut b = vec![b' '; prefix];
     b.push(b'"');
