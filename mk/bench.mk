@@ -31,8 +31,13 @@ BENCH_PY         := .venv/bin/python
 BENCH_WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
                        --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
 BENCH_ARGS       ?=
+# The previous build: the commit before the performance work. Its .wasm is built from
+# `git archive BENCH_BASE` (the working tree is not touched) with its own target directory.
+BENCH_BASE       ?= 2e920cc
+BENCH_BASE_DIR   := $(BENCH_OUT)/base
+BENCH_BASE_WASM  := $(BENCH_BASE_DIR)/ai_gateway_filter.wasm
 
-.PHONY: bench bench-deps bench-wasm-opt bench-floor bench-litellm bench-micro bench-profile
+.PHONY: bench bench-deps bench-wasm-opt bench-floor bench-base bench-litellm bench-micro bench-profile
 
 bench: wasm tools venv bench-deps bench-wasm-opt bench-floor bench-litellm ## Benchmark: plain Envoy vs the filter vs Lua vs LiteLLM (bench/RESULTS.md; not in `make test`)
 	$(BENCH_PY) $(BENCH_DIR)/run.py $(BENCH_ARGS)
@@ -59,6 +64,25 @@ bench-floor: wasm-target
 	cd $(BENCH_DIR)/wasm-floor && CARGO_TARGET_DIR=$(CURDIR)/$(BENCH_OUT)/target \
 	  $(CARGO) build --release --locked --target $(WASM_TARGET)
 	cp $(BENCH_OUT)/target/$(WASM_TARGET)/release/wasm_floor.wasm $(BENCH_FLOOR)
+
+# The previous build's .wasm (variants filter-base, filter-upstream-base): the sources of
+# BENCH_BASE from `git archive` into bench/out/base/src, built there as that commit builds
+# (its own Cargo.lock, toolchain file and cargo config; RUSTFLAGS from the environment unset)
+# into bench/out/base/target, copied to bench/out/base/ai_gateway_filter.wasm. bench/out/base/ref
+# names the commit; a build already there for the same commit is reused.
+bench-base: wasm-target ## Build the .wasm of BENCH_BASE (default 2e920cc) into bench/out/base/ for the side-by-side
+	@rev=$$(git rev-parse --verify --quiet "$(BENCH_BASE)^{commit}") || { \
+	  echo "BENCH_BASE=$(BENCH_BASE) is not a commit here (a shallow clone? git fetch --unshallow)" >&2; exit 1; }; \
+	if [[ -f $(BENCH_BASE_WASM) && "$$(cut -d' ' -f1 $(BENCH_BASE_DIR)/ref 2>/dev/null)" == "$$rev" ]]; then \
+	  echo "bench-base: $(BENCH_BASE_WASM) is the build of $$rev"; exit 0; fi; \
+	rm -rf $(BENCH_BASE_DIR)/src $(BENCH_BASE_DIR)/ref $(BENCH_BASE_WASM); mkdir -p $(BENCH_BASE_DIR)/src; \
+	git archive "$$rev" | tar -x -C $(BENCH_BASE_DIR)/src; \
+	(cd $(BENCH_BASE_DIR)/src && env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS \
+	  CARGO_TARGET_DIR=$(CURDIR)/$(BENCH_BASE_DIR)/target \
+	  $(CARGO) build --release --locked --target $(WASM_TARGET) -p ai-gateway-filter --lib); \
+	cp $(BENCH_BASE_DIR)/target/$(WASM_TARGET)/release/ai_gateway_filter.wasm $(BENCH_BASE_WASM); \
+	echo "$$rev $$(git log -1 --format='%h %cs' "$$rev")" > $(BENCH_BASE_DIR)/ref; \
+	ls -l $(BENCH_BASE_WASM); cat $(BENCH_BASE_DIR)/ref
 
 bench-litellm: $(BENCH_VENV)/.installed ## Install LiteLLM (pinned, bench/litellm/requirements.txt) into bench/.venv
 
