@@ -18,8 +18,9 @@
 #                                 make wasm tools venv, with wrk installed; writes bench/out/ only)
 #   make bench-micro              cargo bench: the native micro-benchmark (benches/hot.rs)
 #   make bench-profile            exact instruction counts (callgrind) of this build and the
-#                                 previous one, perf profile at 64 KiB and 1 MiB (bench/profile.py);
-#                                 re-renders RESULTS.md when bench/results.json is of this build
+#                                 previous one, perf profile at 64 KiB and 1 MiB (bench/profile.py;
+#                                 ~25 min); re-renders RESULTS.md when bench/results.json is of
+#                                 the same two .wasm files
 #
 # The targets table of RESULTS.md takes its instruction rows from bench/out/profile/
 # instructions.json when that file counted the same two .wasm files (by SHA-256) as the bench
