@@ -1,12 +1,20 @@
 #!/usr/bin/env python3
-"""`make bench-profile`: where the filter's CPU goes at 64 KiB and 1 MiB.
+"""`make bench-profile`: where the filter's CPU goes, this build next to the previous one.
 
+0. Exact instruction counts: each variant's Envoy under callgrind, N requests one at a time,
+   per body label (1 KiB, 64 KiB, 64 KiB of ASCII prose, 1 MiB): plain Envoy, the filter of
+   this build and of the previous one (`filter-base`, `filter-upstream-base`: the .wasm of
+   BENCH_BASE, `make bench-base`), Lua, and the anatomy variants (bench/wasm-floor; not at the
+   prose body, which changes nothing for them). Written to bench/out/profile/instructions.json
+   with the SHA-256 of both .wasm files, and the instruction targets table; bench/run.py puts
+   those rows in RESULTS.md's targets table when its run used the same two .wasm files.
 1. Envoy under load (same configs, upstream and wrk as bench/run.py): `perf record -e
    cpu-clock -g` of the gateway process for plain Envoy (buffer), the filter and the Lua
    variant, reported per request by code region: `[JIT]` = V8-generated code (the .wasm
    compiled by V8 plus its host-call wrappers), `envoy` (the stripped Envoy binary: Envoy,
    the proxy-wasm host, V8's runtime), `libc` (memcpy/memmove of the body copies, malloc),
-   `kernel` (sockets). This machine's VM has no hardware counters, hence cpu-clock sampling.
+   `kernel` (sockets), at 64 KiB and 1 MiB, this build and the previous one. This machine's VM
+   has no hardware counters, hence cpu-clock sampling.
 2. The native micro-benchmark (benches/hot.rs) of parse + rewrite under callgrind: exact
    instruction counts per function of the pure code the VM runs.
 Writes bench/out/profile/*.txt and bench/out/profile/summary.md.
@@ -78,7 +86,7 @@ def envoy_profiles() -> list[dict]:
     if not perf_env_ok():
         return []
     ports = {"upstream": bench.free_port(), "upstream:admin": bench.free_port()}
-    variants = ["envoy-buffer", "filter", "filter-opt", "lua"]
+    variants = ["envoy-buffer", "filter", "filter-base", "filter-opt", "lua"]
     for v in variants:
         ports[v], ports[v + ":admin"] = bench.free_port(), bench.free_port()
     up = bench.EnvoyTarget("upstream", bench.render_upstream(ports["upstream"], ports["upstream:admin"]))
@@ -86,7 +94,7 @@ def envoy_profiles() -> list[dict]:
     bodies = {}
     for label in ("64KiB", "1MiB"):
         p = bench.OUT / f"chat-{label}.json"
-        p.write_bytes(bench.chat_body(bench.SIZES[label]))
+        p.write_bytes(bench.body_for(label))
         bodies[label] = p
     rows = []
     try:
@@ -174,8 +182,8 @@ def callgrind() -> str:
 def instructions_table(rows: list[dict]) -> list[str]:
     md = [
         "Instructions per request (valgrind/callgrind, exact and independent of the machine's load): "
-        "Envoy `--concurrency 1` under callgrind, requests sent one at a time on one connection, "
-        "counted on the worker thread only. jit = code V8 generated (the .wasm and its call "
+        "Envoy `--concurrency 1` under callgrind, requests sent one at a time on one connection "
+        "after as many uncounted ones (at least 20), counted on the worker thread only. jit = code V8 generated (the .wasm and its call "
         "wrappers); envoy = the Envoy binary (Envoy, the proxy-wasm host, V8's runtime).",
         "",
         "| variant | body | Ir/req | added vs plain Envoy (buffer) | jit | envoy | libc |",
@@ -187,7 +195,7 @@ def instructions_table(rows: list[dict]) -> list[str]:
             md.append(f"| {r['variant']} | {r['size']} | – | – | – | – | – |")
             continue
         sp = r.get("split_per_req", {})
-        added = r["ir_per_req"] - ref[r["size"]] if r["size"] in ref else None
+        added = r["ir_per_req"] - ref[r["size"]] if ref.get(r["size"]) else None
         md.append(
             f"| {r['variant']} | {r['size']} | {r['ir_per_req']:,.0f} | "
             + (f"{added:+,.0f}" if added is not None else "–")
@@ -195,6 +203,18 @@ def instructions_table(rows: list[dict]) -> list[str]:
         )
     md.append("")
     return md
+
+
+def instruction_targets(data: dict) -> list[str]:
+    """The instruction targets, this build against the previous one (the same rows as in
+    RESULTS.md's targets table)."""
+    rows = bench.instruction_target_rows(data)
+    if not rows:
+        return []
+    base = bench.base_name({"wasm": data["wasm"]})
+    md = [f"| target | this build | {base} | |", "|---|---:|---:|---|"]
+    md += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return md + [""]
 
 
 def trim_annotate(text: str) -> str:
@@ -254,6 +274,10 @@ def callgrind_split(path: Path) -> dict[str, int]:
     return agg
 
 
+# Uncounted requests before each count; None: as many as are counted, at least 20.
+WARMUP_REQUESTS: int | None = None
+
+
 def count_instructions(target: bench.EnvoyTarget, body: bytes, n: int, tag: str) -> dict:
     """Ir per request of the worker thread (the one with the most instructions), with the
     request path split by code region."""
@@ -277,7 +301,10 @@ def count_instructions(target: bench.EnvoyTarget, body: bytes, n: int, tag: str)
             except OSError:
                 pass
             time.sleep(1)
-        bench.probe(target.port, body, {}, 20)  # warm-up, uncounted
+        # Warm-up, uncounted: V8 compiles the hot wasm functions again with its optimising
+        # tier after a while, on the worker thread; inside the counted window that one-off
+        # compile (millions of instructions) would be spread over the requests.
+        bench.probe(target.port, body, {}, WARMUP_REQUESTS or max(20, n))
         pid = str(proc.pid)
         subprocess.run(["callgrind_control", "-z", pid], capture_output=True)
         subprocess.run(["callgrind_control", "-i", "on", pid], capture_output=True)
@@ -312,13 +339,15 @@ def instruction_counts(variants: list[str], sizes: dict[str, int]) -> list[dict]
     try:
         up.start()
         for label, n in sizes.items():
-            body = bench.chat_body(bench.SIZES[label])
+            body = bench.body_for(label)
             for v in variants:
+                if label.endswith("-prose") and v.startswith("floor-"):
+                    continue  # the anatomy filters don't scan the body: same bytes, same count
                 t = bench.EnvoyTarget(v, bench.render_variant(v, ports, ports["upstream"]))
                 row = count_instructions(t, body, n, f"{v}-{label}")
                 row.update({"variant": v, "size": label, "requests": n})
                 rows.append(row)
-                bench.log(f"instructions {v:28s} {label:6s} {row['ir_per_req'] or 0:12,.0f} Ir/req  "
+                bench.log(f"instructions {v:28s} {label:11s} {row['ir_per_req'] or 0:12,.0f} Ir/req  "
                           + "  ".join(f"{k} {x:,.0f}" for k, x in sorted(
                               (row.get("split_per_req") or {}).items(), key=lambda kv: -kv[1])))
     finally:
@@ -328,22 +357,27 @@ def instruction_counts(variants: list[str], sizes: dict[str, int]) -> list[dict]
 
 ANATOMY = [
     "envoy-buffer", "floor-empty", "floor-hold", "floor-copy", "floor-full", "filter",
-    "filter-upstream", "lua",
+    "filter-base", "filter-upstream", "filter-upstream-base", "lua",
     "floor-hold+clock100", "floor-hold+metric100", "floor-hold+shared100",
     "floor-hold+header100", "floor-hold+property100",
 ]
 
 
 def main() -> int:
+    global WARMUP_REQUESTS
     import argparse
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--only", choices=["perf", "instructions", "callgrind"], action="append")
     ap.add_argument("--variants", default=",".join(ANATOMY), help="for the instruction counts")
-    ap.add_argument("--sizes", default="1KiB:200,64KiB:100,1MiB:20",
+    ap.add_argument("--sizes", default="1KiB:200,64KiB:100,64KiB-prose:100,1MiB:20",
                     help="for the instruction counts: SIZE:REQUESTS,...")
     ap.add_argument("--wasm", action="append", default=[], metavar="NAME=PATH",
                     help="add variant wasm-NAME (a candidate .wasm), as in run.py")
+    ap.add_argument("--warmup-requests", type=int, default=WARMUP_REQUESTS,
+                    help="uncounted requests before each instruction count (V8's tier-up;\n"
+                         "default: as many as counted, at least 20)")
     args = ap.parse_args()
+    WARMUP_REQUESTS = args.warmup_requests
     for spec in args.wasm:
         name, _, path = spec.partition("=")
         bench.EXTRA_WASM[name] = Path(path).resolve()
@@ -352,9 +386,20 @@ def main() -> int:
     md = ["# Profile (make bench-profile)", ""]
     if "instructions" in only:
         sizes = {s.split(":")[0]: int(s.split(":")[1]) for s in args.sizes.split(",")}
-        counts = instruction_counts(args.variants.split(","), sizes)
-        (PROF / "instructions.json").write_text(json.dumps(counts, indent=2) + "\n")
+        variants = [v for v in args.variants.split(",") if v]
+        unknown = [label for label in sizes if label not in bench.SIZES]
+        if unknown:
+            bench.log(f"unknown size label(s) {', '.join(unknown)}: known are {', '.join(bench.SIZES)}")
+            return 1
+        if any(v.endswith("-base") for v in variants) and not bench.WASM_BASE.exists():
+            bench.log(f"missing {bench.WASM_BASE}: make bench-base")
+            return 1
+        wasm = bench.wasm_info()
+        counts = instruction_counts(variants, sizes)
+        data = {"wasm": wasm, "rows": counts}
+        (PROF / "instructions.json").write_text(json.dumps(data, indent=2) + "\n")
         md += instructions_table(counts)
+        md += instruction_targets(data)
     rows = envoy_profiles() if "perf" in only else []
     if rows:
         md += [
