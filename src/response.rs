@@ -191,7 +191,10 @@ pub fn access_entry(
     out.extend_from_slice(b",\"attempts\":");
     json_u64(&mut out, u64::from(attempts));
     out.extend_from_slice(b",\"fallback_cause\":");
-    json_opt_str(&mut out, fallback_cause.and_then(crate::config::Causes::name));
+    json_opt_str(
+        &mut out,
+        fallback_cause.and_then(crate::config::Causes::name),
+    );
     out.extend_from_slice(b",\"prompt_tokens\":");
     match usage {
         Some(u) => json_u64(&mut out, u.prompt_tokens),

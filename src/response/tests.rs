@@ -225,8 +225,19 @@ fn the_access_entry_is_what_serde_json_writes() {
         cost_usd: Option<String>,
     }
     let names = ["gpt-4.1", "org/model:v_2.x-9"];
-    let prices = [(2.0, 8.0), (0.000001, 0.000003), (123.456789, 0.5), (0.0, 0.0)];
-    let usages = [None, Some((0, 0)), Some((1, 1)), Some((250, 9)), Some((u64::MAX, u64::MAX))];
+    let prices = [
+        (2.0, 8.0),
+        (0.000001, 0.000003),
+        (123.456789, 0.5),
+        (0.0, 0.0),
+    ];
+    let usages = [
+        None,
+        Some((0, 0)),
+        Some((1, 1)),
+        Some((250, 9)),
+        Some((u64::MAX, u64::MAX)),
+    ];
     for name in names {
         for (input, output) in prices {
             let raw = serde_json::json!({
