@@ -31,9 +31,12 @@ pub(crate) enum Mode {
 }
 
 impl Mode {
-    /// The mode for `body`: fast when it is valid UTF-8.
+    /// The mode for `body`: fast when it is valid UTF-8 and the build has wasm `simd128`.
+    /// Elsewhere (native builds: tests, fuzzing, the CLI) the vector code is a portable
+    /// emulation, correct but slower than the scalar scan; the tests and the fuzz target reach
+    /// the fast mode directly.
     pub(super) fn of(body: &[u8]) -> Mode {
-        if simd::utf8_valid(body) {
+        if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) && simd::utf8_valid(body) {
             Mode::Fast
         } else {
             Mode::Scalar
