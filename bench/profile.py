@@ -360,6 +360,8 @@ ANATOMY = [
     "filter-base", "filter-upstream", "filter-upstream-base", "lua",
     "floor-hold+clock100", "floor-hold+metric100", "floor-hold+shared100",
     "floor-hold+header100", "floor-hold+property100",
+    "floor-hold+qset100", "floor-hold+rset100", "floor-hold+radd100", "floor-hold+rmap100",
+    "floor-hold+propset100", "floor-hold+propabsent100", "floor-hold+sharedget100",
 ]
 
 

@@ -20,7 +20,10 @@ struct Features {
     property: bool,
     time: bool,
     /// Repeated calls of one kind per request (`clock100`, `metric100`, `property100`,
-    /// `shared100`, `header100`): the cost of one host call, by difference.
+    /// `shared100`, `header100` in `on_log`; `qset100` in the request-body callback; `rset100`,
+    /// `radd100`, `rmap100`, `propset100`, `propabsent100`, `sharedget100` in the
+    /// response-headers callback, after one read of the response header map): the cost of one
+    /// host call, by difference.
     repeat: Option<(Repeat, u32)>,
 }
 
@@ -31,6 +34,13 @@ enum Repeat {
     Property,
     Shared,
     Header,
+    RespSet,
+    RespMap,
+    PropSet,
+    PropAbsent,
+    SharedGet,
+    RespAdd,
+    ReqSet,
 }
 
 impl Features {
@@ -72,6 +82,13 @@ impl Features {
                         "property" => Some(Repeat::Property),
                         "shared" => Some(Repeat::Shared),
                         "header" => Some(Repeat::Header),
+                        "rset" => Some(Repeat::RespSet),
+                        "rmap" => Some(Repeat::RespMap),
+                        "propset" => Some(Repeat::PropSet),
+                        "propabsent" => Some(Repeat::PropAbsent),
+                        "sharedget" => Some(Repeat::SharedGet),
+                        "radd" => Some(Repeat::RespAdd),
+                        "qset" => Some(Repeat::ReqSet),
                         _ => None,
                     };
                     if let Some(k) = kind {
@@ -103,7 +120,11 @@ impl RootContext for Root {
         self.features = Features::parse(std::str::from_utf8(&cfg).unwrap_or(""));
         if self.features.metrics || self.features.repeat.is_some() {
             for (i, id) in self.metric_ids.iter_mut().enumerate() {
-                let kind = if i == 5 { MetricType::Histogram } else { MetricType::Counter };
+                let kind = if i == 5 {
+                    MetricType::Histogram
+                } else {
+                    MetricType::Counter
+                };
                 *id = hostcalls::define_metric(kind, &format!("floor_metric_{i}")).unwrap_or(0);
             }
         }
@@ -172,12 +193,25 @@ impl HttpContext for Http {
         if self.f.shared {
             let _ = hostcalls::get_shared_data("floor.generation");
         }
+        if let Some((kind, n)) = self.f.repeat {
+            for i in 0..n {
+                match kind {
+                    Repeat::ReqSet => {
+                        let _ = hostcalls::set_map_value(
+                            MapType::HttpRequestHeaders,
+                            "x-envoy-max-retries",
+                            Some(if i % 2 == 0 { "2" } else { "3" }),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
         if self.f.time {
             now();
         }
         if self.f.read {
-            if let Ok(Some(body)) =
-                hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size)
+            if let Ok(Some(body)) = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size)
             {
                 const OLD: &[u8] = br#"{"model":"chat""#;
                 const NEW: &str = r#"{"model":"gpt-4.1""#;
@@ -196,12 +230,7 @@ impl HttpContext for Http {
                     );
                 }
                 if self.f.copy {
-                    let _ = hostcalls::set_buffer(
-                        BufferType::HttpRequestBody,
-                        0,
-                        body_size,
-                        &body,
-                    );
+                    let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body_size, &body);
                     let _ = hostcalls::set_map_value(
                         MapType::HttpRequestHeaders,
                         "content-length",
@@ -224,6 +253,53 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let Some((kind, n)) = self.f.repeat {
+            let pairs = hostcalls::get_map(MapType::HttpResponseHeaders).unwrap_or_default();
+            let mut with: Vec<(String, String)> = pairs.clone();
+            for (h, v) in [
+                ("x-ai-gateway-model", "gpt-4.1"),
+                ("x-ai-gateway-version", "1.0.0"),
+                ("x-ai-gateway-route", "chat"),
+                ("x-ai-gateway-attempts", "1"),
+            ] {
+                with.push((h.to_string(), v.to_string()));
+            }
+            let refs: Vec<(&str, &str)> =
+                with.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            let state = [7u8; 114];
+            let _ = hostcalls::set_shared_data("floor.breaker2", Some(&state), None);
+            for i in 0..n {
+                match kind {
+                    Repeat::RespSet => {
+                        let _ = hostcalls::set_map_value(
+                            MapType::HttpResponseHeaders,
+                            "x-ai-gateway-model",
+                            Some(if i % 2 == 0 { "gpt-4.1" } else { "gpt-4.2" }),
+                        );
+                    }
+                    Repeat::RespMap => {
+                        let _ = hostcalls::set_map(MapType::HttpResponseHeaders, refs.clone());
+                    }
+                    Repeat::PropSet => {
+                        let _ = hostcalls::set_property(vec!["floor_p"], Some(&[b'x'; 150]));
+                    }
+                    Repeat::PropAbsent => {
+                        let _ = hostcalls::get_property(vec!["floor_absent"]);
+                    }
+                    Repeat::SharedGet => {
+                        let _ = hostcalls::get_shared_data("floor.breaker2");
+                    }
+                    Repeat::RespAdd => {
+                        let _ = hostcalls::add_map_value(
+                            MapType::HttpResponseHeaders,
+                            if i % 2 == 0 { "x-a" } else { "x-b" },
+                            "gpt-4.1",
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
         if self.f.resp {
             for (h, v) in [
                 ("x-ai-gateway-model", "gpt-4.1"),
@@ -263,8 +339,10 @@ impl HttpContext for Http {
                         let _ = hostcalls::get_shared_data("floor.generation");
                     }
                     Repeat::Header => {
-                        let _ = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, ":status");
+                        let _ =
+                            hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, ":status");
                     }
+                    _ => {}
                 }
             }
         }
