@@ -49,6 +49,10 @@ BENCH_ARGS       ?=
 BENCH_BASE       ?= 2e920cc
 BENCH_BASE_DIR   := $(BENCH_OUT)/base
 BENCH_BASE_WASM  := $(BENCH_BASE_DIR)/ai_gateway_filter.wasm
+# The base's sources go outside this tree: cargo reads `.cargo/config.toml` from every parent of
+# the directory it builds in, so a copy under bench/out would be built with this tree's flags
+# (simd128) instead of its own.
+BENCH_BASE_SRC   := $(or $(TMPDIR),/tmp)/ai-gateway-bench-base-src
 
 .PHONY: bench bench-deps bench-wasm-opt bench-floor bench-base bench-litellm bench-micro bench-profile
 
@@ -79,7 +83,7 @@ bench-floor: wasm-target
 	cp $(BENCH_OUT)/target/$(WASM_TARGET)/release/wasm_floor.wasm $(BENCH_FLOOR)
 
 # The previous build's .wasm (variants filter-base, filter-upstream-base): the sources of
-# BENCH_BASE from `git archive` into bench/out/base/src, built there as that commit builds
+# BENCH_BASE from `git archive` into $(BENCH_BASE_SRC) (outside this tree), built there as that commit builds
 # (its own Cargo.lock, toolchain file and cargo config; RUSTFLAGS from the environment unset)
 # into bench/out/base/target, copied to bench/out/base/ai_gateway_filter.wasm. bench/out/base/ref
 # names the commit; a build already there for the same commit is reused.
@@ -88,9 +92,9 @@ bench-base: wasm-target ## Build the .wasm of BENCH_BASE (default 2e920cc) into 
 	  echo "BENCH_BASE=$(BENCH_BASE) is not a commit here (a shallow clone? git fetch --unshallow)" >&2; exit 1; }; \
 	if [[ -f $(BENCH_BASE_WASM) && "$$(cut -d' ' -f1 $(BENCH_BASE_DIR)/ref 2>/dev/null)" == "$$rev" ]]; then \
 	  echo "bench-base: $(BENCH_BASE_WASM) is the build of $$rev"; exit 0; fi; \
-	rm -rf $(BENCH_BASE_DIR)/src $(BENCH_BASE_DIR)/ref $(BENCH_BASE_WASM); mkdir -p $(BENCH_BASE_DIR)/src; \
-	git archive "$$rev" | tar -x -C $(BENCH_BASE_DIR)/src; \
-	(cd $(BENCH_BASE_DIR)/src && env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS \
+	rm -rf $(BENCH_BASE_SRC) $(BENCH_BASE_DIR)/ref $(BENCH_BASE_WASM); mkdir -p $(BENCH_BASE_SRC) $(BENCH_BASE_DIR); \
+	git archive "$$rev" | tar -x -C $(BENCH_BASE_SRC); \
+	(cd $(BENCH_BASE_SRC) && env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS \
 	  CARGO_TARGET_DIR=$(CURDIR)/$(BENCH_BASE_DIR)/target \
 	  $(CARGO) build --release --locked --target $(WASM_TARGET) -p ai-gateway-filter --lib); \
 	cp $(BENCH_BASE_DIR)/target/$(WASM_TARGET)/release/ai_gateway_filter.wasm $(BENCH_BASE_WASM); \
