@@ -3,6 +3,7 @@
 //! a finished request — metrics, cost, the circuit breaker's outcome (docs/design.md,
 //! "Request path" and "Metrics and labels").
 
+use crate::body::push_json_str;
 use crate::breaker::{Breakers, Transition};
 use crate::config::{Config, ModelId};
 use crate::fallback;
@@ -183,7 +184,7 @@ pub fn access_entry(
     };
     let mut out = Vec::with_capacity(192);
     out.extend_from_slice(b"{\"route\":");
-    json_str(&mut out, routing::route_name(cfg, served.route));
+    push_json_str(&mut out, routing::route_name(cfg, served.route));
     out.extend_from_slice(b",\"model\":");
     json_opt_str(&mut out, model.map(|m| m.name.as_str()));
     out.extend_from_slice(b",\"version\":");
@@ -224,24 +225,18 @@ pub fn access_entry(
 /// `pico` × 10⁻¹² as the shortest exact decimal (`"0.000000000001"`, `"12"`, `"0.5"`).
 fn decimal_pico(out: &mut Vec<u8>, pico: u128) {
     const UNIT: u128 = 1_000_000_000_000;
-    let whole = pico / UNIT;
-    json_u128(out, whole);
-    let mut frac = pico % UNIT;
-    if frac == 0 {
-        return;
+    json_u128(out, pico / UNIT);
+    // The 12 places of the fraction, then without its trailing zeros.
+    let mut frac = [b'0'; 12];
+    let mut rest = pico % UNIT;
+    for d in frac.iter_mut().rev() {
+        *d = b'0' + (rest % 10) as u8;
+        rest /= 10;
     }
-    out.push(b'.');
-    let mut digits = 12;
-    while frac % 10 == 0 {
-        frac /= 10;
-        digits -= 1;
-    }
-    let start = out.len();
-    json_u128(out, frac);
-    let written = out.len() - start;
-    // Leading zeros of the fraction (frac has `digits` places).
-    for _ in written..digits {
-        out.insert(start, b'0');
+    let places = frac.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
+    if places > 0 {
+        out.push(b'.');
+        out.extend_from_slice(frac.get(..places).unwrap_or_default());
     }
 }
 
@@ -267,34 +262,9 @@ fn json_u128(out: &mut Vec<u8>, mut n: u128) {
 
 fn json_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
     match s {
-        Some(s) => json_str(out, s),
+        Some(s) => push_json_str(out, s),
         None => out.extend_from_slice(b"null"),
     }
-}
-
-/// A JSON string, escaped as serde_json escapes it (`\"`, `\\`, the short escapes, `\u00XX`
-/// for the other control characters; everything else as is).
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    for &c in s.as_bytes() {
-        match c {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            0..=0x1f => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(c >> 4)]);
-                out.push(HEX[usize::from(c & 0xf)]);
-            }
-            _ => out.push(c),
-        }
-    }
-    out.push(b'"');
 }
 
 /// After a request that may have fallen back got no answer naming its model (the last

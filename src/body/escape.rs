@@ -156,33 +156,38 @@ impl Sink for Out<'_> {
         self.0.extend_from_slice(s.as_bytes());
     }
     fn json_str(&mut self, s: &str) {
-        let out = &mut *self.0;
-        out.push(b'"');
-        let bytes = s.as_bytes();
-        let mut run = 0;
-        for (i, &c) in bytes.iter().enumerate() {
-            let esc: &[u8] = match c {
-                b'"' => b"\\\"",
-                b'\\' => b"\\\\",
-                b'\n' => b"\\n",
-                b'\r' => b"\\r",
-                b'\t' => b"\\t",
-                0x08 => b"\\b",
-                0x0c => b"\\f",
-                0..=0x1f => b"",
-                _ => continue,
-            };
-            out.extend_from_slice(bytes.get(run..i).unwrap_or_default());
-            run = i + 1;
-            if esc.is_empty() {
-                let hi = HEX.get(usize::from(c >> 4)).copied().unwrap_or(b'0');
-                let lo = HEX.get(usize::from(c & 0xf)).copied().unwrap_or(b'0');
-                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', hi, lo]);
-            } else {
-                out.extend_from_slice(esc);
-            }
-        }
-        out.extend_from_slice(bytes.get(run..).unwrap_or_default());
-        out.push(b'"');
+        push_json_str(self.0, s);
     }
+}
+
+/// Appends `s` as a JSON string, quotes included, escaped as serde_json escapes it (`\"`,
+/// `\\`, the short escapes, `\u00XX` for the other control characters; everything else as is).
+pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut run = 0;
+    for (i, &c) in bytes.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(bytes.get(run..i).unwrap_or_default());
+        run = i + 1;
+        if esc.is_empty() {
+            let hi = HEX.get(usize::from(c >> 4)).copied().unwrap_or(b'0');
+            let lo = HEX.get(usize::from(c & 0xf)).copied().unwrap_or(b'0');
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', hi, lo]);
+        } else {
+            out.extend_from_slice(esc);
+        }
+    }
+    out.extend_from_slice(bytes.get(run..).unwrap_or_default());
+    out.push(b'"');
 }

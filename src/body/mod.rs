@@ -21,6 +21,7 @@ mod simd;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use escape::push_json_str;
 pub use parse::{parse, BodyError, Parsed, TRACKED_KEYS};
 
 /// The two modes of the body scan, side by side: for the `body_scan` fuzz target (and the

@@ -314,7 +314,7 @@ fn json_strings_are_escaped_as_serde_json_escapes_them() {
     all.push_str("é日本\u{10ffff}");
     for s in [all.as_str(), "", "plain", "\"\\", "\u{7f}"] {
         let mut got = Vec::new();
-        json_str(&mut got, s);
+        push_json_str(&mut got, s);
         assert_eq!(got, serde_json::to_vec(s).unwrap(), "{s:?}");
     }
 }
