@@ -252,6 +252,23 @@ static ESCAPE_LEN: [u8; 256] = {
     t
 };
 
+/// The length of the escape whose `\\` is at `p` (2, or 6 for `\\u` and its 4 hex digits), or
+/// why it is not one. Both string scans check escapes with it.
+#[inline(always)]
+fn escape_len(b: &[u8], p: usize) -> Result<usize, BodyError> {
+    let Some(&letter) = b.get(p + 1) else {
+        return Err(syntax(b.len(), "unterminated string"));
+    };
+    match ESCAPE_LEN.get(usize::from(letter)) {
+        Some(2) => Ok(2),
+        Some(6) => match b.get(p + 2..p + 6) {
+            Some(h) if h.iter().all(u8::is_ascii_hexdigit) => Ok(6),
+            _ => Err(syntax(p, "invalid \\u escape in string")),
+        },
+        _ => Err(syntax(p, "invalid escape in string")),
+    }
+}
+
 /// Validates the string starting at the `"` at `i`. Returns the index just past its closing
 /// quote and whether it contains escapes.
 ///
@@ -271,17 +288,7 @@ pub(super) fn scan_string(b: &[u8], i: usize) -> Result<(usize, bool), BodyError
         }
         if c == b'\\' {
             escaped = true;
-            let Some(&letter) = b.get(p + 1) else {
-                return Err(syntax(b.len(), "unterminated string"));
-            };
-            match ESCAPE_LEN.get(usize::from(letter)) {
-                Some(2) => j = p + 2,
-                Some(6) => match b.get(p + 2..p + 6) {
-                    Some(h) if h.iter().all(u8::is_ascii_hexdigit) => j = p + 6,
-                    _ => return Err(syntax(p, "invalid \\u escape in string")),
-                },
-                _ => return Err(syntax(p, "invalid escape in string")),
-            }
+            j = p + escape_len(b, p)?;
         } else if c >= 0x80 {
             // A lone 2-byte character (a Latin letter with an accent) is checked here, without
             // the call; longer runs, and anything else, go to `skip_utf8`.
@@ -338,18 +345,7 @@ pub(super) fn scan_string_fast(b: &[u8], i: usize) -> Result<(usize, bool), Body
                 return Err(syntax(p, "unescaped control character in string"));
             }
             escaped = true;
-            let Some(&letter) = b.get(p + 1) else {
-                return Err(syntax(b.len(), "unterminated string"));
-            };
-            let len = match ESCAPE_LEN.get(usize::from(letter)) {
-                Some(2) => 2,
-                Some(6) => match b.get(p + 2..p + 6) {
-                    Some(h) if h.iter().all(u8::is_ascii_hexdigit) => 6,
-                    _ => return Err(syntax(p, "invalid \\u escape in string")),
-                },
-                _ => return Err(syntax(p, "invalid escape in string")),
-            };
-            let next = k + len;
+            let next = k + escape_len(b, p)?;
             if next >= 64 {
                 base += next;
                 break;
