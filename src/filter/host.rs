@@ -221,8 +221,25 @@ pub fn now_ms() -> u64 {
     }
 }
 
-/// A host property (e.g. `["response", "flags"]`); `Ok(None)` when absent.
+/// A host property (e.g. `["response", "flags"]`); `Ok(None)` when absent or empty.
 pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
+    Ok(match property_presence(path)? {
+        Presence::Value(v) => Some(v),
+        Presence::Absent | Presence::Empty => None,
+    })
+}
+
+/// Whether a property is there, and whether it holds anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence {
+    Absent,
+    Empty,
+    Value(Vec<u8>),
+}
+
+/// A host property, telling an absent one from an empty one. Absent and empty values return
+/// no data, so the host makes no allocation in the VM for them: the cheap way to test a mark.
+pub fn property_presence(path: &[&str]) -> Result<Presence, Status> {
     // Path segments joined by NUL, as the SDK sends them.
     let mut serialized = Vec::with_capacity(path.iter().map(|p| p.len() + 1).sum());
     for (i, p) in path.iter().enumerate() {
@@ -235,27 +252,6 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, Status> {
     let mut size: usize = 0;
     let status =
         unsafe { proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) };
-    match status {
-        0 => Ok(unsafe { host_bytes(data, size) }),
-        NOT_FOUND => Ok(None),
-        s => Err(Status(s)),
-    }
-}
-
-/// Whether a property is there, and whether it holds anything.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Presence {
-    Absent,
-    Empty,
-    Value(Vec<u8>),
-}
-
-/// A filter-state property by its one-segment name. Absent and empty values return no data,
-/// so the host makes no allocation in the VM for them: the cheap way to test a mark.
-pub fn property_presence(name: &str) -> Result<Presence, Status> {
-    let mut data: *mut u8 = null_mut();
-    let mut size: usize = 0;
-    let status = unsafe { proxy_get_property(name.as_ptr(), name.len(), &mut data, &mut size) };
     match status {
         0 => Ok(match unsafe { host_bytes(data, size) } {
             Some(v) if !v.is_empty() => Presence::Value(v),

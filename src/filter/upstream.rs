@@ -257,7 +257,7 @@ impl HttpContext for Upstream {
             self.inert = true;
             return Action::Continue;
         };
-        match host::property_presence(fallback::ATTEMPT_MARK_PROPERTY) {
+        match host::property_presence(&[fallback::ATTEMPT_MARK_PROPERTY]) {
             Ok(host::Presence::Value(_)) => {}
             Ok(host::Presence::Empty) => {
                 // The first attempt: the next one must know it is not.
