@@ -228,9 +228,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed<'_>, BodyError> {
     if start == body.len() {
         return Err(BodyError::Empty);
     }
-    // One vector pass over the whole body: when it is valid UTF-8 (as almost every body
-    // is), strings are scanned without stopping at non-ASCII text.
-    let mode = Mode::of(body);
+    let mode = Mode::BEST;
     let mut fields = Fields::default();
     let mut duplicate: Option<Field> = None;
     let mut root_last = None;

@@ -4,19 +4,20 @@
 //!
 //! Strings, most of a request body, are scanned in one of two modes ([`Mode`]):
 //!
-//! - **Fast**, when the whole body is known to be valid UTF-8 (`simd::utf8_valid`, one vector
-//!   pass up front). Inside a string only `"`, `\` and control characters then matter, so
-//!   [`scan_string_fast`] takes their bitmask 64 bytes at a time (`simd::string_mask`) and
-//!   walks its set bits: non-ASCII text costs no more than ASCII.
-//! - **Scalar**, otherwise (the body is refused then, as invalid UTF-8 or for a syntax error
-//!   before the bad byte). UTF-8 is validated on the way, inside strings only (outside them
-//!   any non-ASCII byte is a syntax error anyway): [`scan_string`] stops at non-ASCII bytes
-//!   too, and `skip_utf8` checks the characters up to the next ASCII byte; the error is the
-//!   same as `std::str::from_utf8`'s, offsets included (tested exhaustively on the boundary
-//!   cases).
+//! - **Fast** (wasm builds with `simd128`, the filter): [`scan_string_fast`] reads the string
+//!   64 bytes at a time (`simd::Block`), walks the bitmask of its `"`, `\` and control bytes,
+//!   and checks UTF-8 on the same vectors, only in blocks whose text has a non-ASCII byte:
+//!   one pass, and non-ASCII text costs about what ASCII does. It answers only for a string
+//!   that is valid; on anything else (an error, or text that is not valid UTF-8) it hands the
+//!   string to the scalar scan, whose answer, error and offset included, is the reference.
+//! - **Scalar** (elsewhere: native builds, where the vectors are a portable emulation slower
+//!   than word arithmetic): [`scan_string`] stops at non-ASCII bytes too, and `skip_utf8`
+//!   checks the characters up to the next ASCII byte; the error is the same as
+//!   `std::str::from_utf8`'s, offsets included (tested exhaustively on the boundary cases).
+//!   Outside strings any non-ASCII byte is a syntax error, so UTF-8 is only checked inside them.
 //!
-//! On valid UTF-8 both modes give the same result, errors included (tested differentially,
-//! and fuzzed): the fast one only skips bytes the scalar one would have passed over.
+//! Both modes give the same result on any input, errors included (tested differentially at
+//! every alignment, and fuzzed).
 
 use super::{simd, BodyError};
 use crate::bytes::{word_at, HI, LO};
@@ -24,24 +25,21 @@ use crate::bytes::{word_at, HI, LO};
 /// How strings are scanned (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
-    /// The body is valid UTF-8: [`scan_string_fast`].
+    /// [`scan_string_fast`].
     Fast,
     /// [`scan_string`], which validates UTF-8 as it goes.
     Scalar,
 }
 
 impl Mode {
-    /// The mode for `body`: fast when it is valid UTF-8 and the build has wasm `simd128`.
-    /// Elsewhere (native builds: tests, fuzzing, the CLI) the vector code is a portable
-    /// emulation, correct but slower than the scalar scan; the tests and the fuzz target reach
-    /// the fast mode directly.
-    pub(super) fn of(body: &[u8]) -> Mode {
-        if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) && simd::utf8_valid(body) {
-            Mode::Fast
-        } else {
-            Mode::Scalar
-        }
-    }
+    /// The mode `parse` uses: fast where the vector code is real (wasm with `simd128`).
+    /// Elsewhere the vectors are a portable emulation, correct but slower than the scalar
+    /// scan; the tests and the fuzz target reach the fast mode directly.
+    pub(super) const BEST: Mode = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+        Mode::Fast
+    } else {
+        Mode::Scalar
+    };
 
     #[inline(always)]
     fn scan_string(self, b: &[u8], i: usize) -> Result<(usize, bool), BodyError> {
@@ -306,32 +304,57 @@ pub(super) fn scan_string(b: &[u8], i: usize) -> Result<(usize, bool), BodyError
     }
 }
 
-/// [`scan_string`] for a body that is valid UTF-8 as a whole: the same result, found 64
-/// bytes at a time.
+/// [`scan_string`], found 64 bytes at a time: the same result on any input.
+///
+/// The string's valid case is [`string_fast`]'s; anything else (an error, or text that is
+/// not valid UTF-8) is rare, and scanned again by [`scan_string`], which says exactly what
+/// is wrong and where (the first problem in the string's bytes, as the scalar scan meets it).
+#[inline(never)]
+pub(super) fn scan_string_fast(b: &[u8], i: usize) -> Result<(usize, bool), BodyError> {
+    match string_fast(b, i) {
+        Some(end) => Ok(end),
+        None => scan_string(b, i),
+    }
+}
+
+/// The end of the valid string starting at the `"` at `i` (and whether it has escapes), or
+/// `None` when it is not one.
 ///
 /// The mask of a block's `"`, `\` and control bytes is walked bit by bit: the closing quote
 /// ends the string, a control character is an error, and an escape is checked (letter and hex
 /// digits) and its bits cleared (`\"` and `\\` flag their second byte too); the walk goes on
 /// in the same block, or at the next block from just past the escape when it reaches the end.
-/// Blocks start where the scan is, not on any alignment. The last (< 64) bytes of the body are
-/// masked from a padded copy.
-#[inline(never)]
-pub(super) fn scan_string_fast(b: &[u8], i: usize) -> Result<(usize, bool), BodyError> {
+/// Blocks start where the scan is, not on any alignment; the last (< 64) bytes of the body
+/// are read from a padded copy.
+///
+/// UTF-8 is checked on the same vectors, once per block the string's text fills and, in the
+/// block where it ends, only when its text there has a non-ASCII byte (a short key followed
+/// by non-ASCII text costs nothing more). That last check covers the whole block, bytes after
+/// the closing quote too: an invalid sequence there (in a valid body there is none: what
+/// follows is JSON, and a character cut off by the block's end is not an error yet; one cut
+/// off by the body's end is, in a body refused anyway) only sends this string to the scalar
+/// scan, which finds it valid.
+#[inline(always)]
+pub(super) fn string_fast(b: &[u8], i: usize) -> Option<(usize, bool)> {
+    let mut utf8 = simd::Utf8::new();
     let mut escaped = false;
     let mut base = i + 1;
     loop {
-        let mut mask = match b
+        let block = match b
             .get(base..base + 64)
             .and_then(|w| <&[u8; 64]>::try_from(w).ok())
         {
-            Some(block) => simd::string_mask(block),
-            None => simd::string_mask_tail(b.get(base..).unwrap_or_default()),
+            Some(w) => simd::Block::new(w),
+            None => simd::Block::padded(b.get(base..).unwrap_or_default()),
         };
+        let mut mask = block.string_mask();
         loop {
             if mask == 0 {
                 if base + 64 >= b.len() {
-                    return Err(syntax(b.len(), "unterminated string"));
+                    return None; // unterminated
                 }
+                // The whole block is the string's text.
+                utf8.check(&block);
                 base += 64;
                 break;
             }
@@ -339,14 +362,24 @@ pub(super) fn scan_string_fast(b: &[u8], i: usize) -> Result<(usize, bool), Body
             let p = base + k;
             let c = b.get(p).copied().unwrap_or(0);
             if c == b'"' {
-                return Ok((p + 1, escaped));
+                // The string's text in this block: its first k bytes.
+                if block.non_ascii() & !(u64::MAX << k) != 0 {
+                    utf8.check(&block);
+                } else {
+                    utf8.ascii();
+                }
+                return utf8.ok().then_some((p + 1, escaped));
             }
             if c != b'\\' {
-                return Err(syntax(p, "unescaped control character in string"));
+                return None; // a control character
             }
             escaped = true;
-            let next = k + escape_len(b, p)?;
+            let next = k + escape_len(b, p).ok()?;
             if next >= 64 {
+                // Text, then the escape up to the block's end; the next block starts after
+                // it, so what comes before that block is ASCII.
+                utf8.check(&block);
+                utf8.ascii();
                 base += next;
                 break;
             }

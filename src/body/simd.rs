@@ -1,5 +1,6 @@
-//! 16-byte vector helpers for the body scan: whole-body UTF-8 validation ([`utf8_valid`]) and
-//! the mask of the bytes that end a run of plain string text ([`string_mask`]).
+//! 16-byte vector helpers for the body scan, on 64-byte [`Block`]s: UTF-8 validation
+//! ([`Utf8`], block by block) and the mask of the bytes that end a run of plain string text
+//! ([`Block::string_mask`]).
 //!
 //! One small vector type, [`V`], with exactly the operations the two need. Built for wasm32
 //! with the `simd128` feature (the filter: `.cargo/config.toml` enables it, and V8 runs it),
@@ -21,7 +22,7 @@
 //! followed by one, an overlong form, a surrogate, a code point above U+10FFFF). The third and
 //! fourth byte of a 3- and 4-byte sequence are checked apart: they must be continuations
 //! exactly where the byte two (three) places back is a 3- (4-) byte lead. A sequence cut off
-//! by the end of the input is caught by the zero padding of the last block (zero is not a
+//! by the end of the input is caught by the space padding of the last block (a space is not a
 //! continuation byte), or when the input ends on a block boundary, by an "incomplete" check
 //! on the last three bytes. 64-byte blocks of pure ASCII skip all of this.
 
@@ -350,30 +351,59 @@ mod imp {
 
 pub(crate) use imp::V;
 
-/// The four vectors of a 64-byte block.
-#[inline(always)]
-fn block(b: &[u8; 64]) -> [V; 4] {
-    let (c0, rest) = b.split_first_chunk::<16>().unwrap_or((&[0; 16], &[]));
-    let (c1, rest) = rest.split_first_chunk::<16>().unwrap_or((&[0; 16], &[]));
-    let (c2, rest) = rest.split_first_chunk::<16>().unwrap_or((&[0; 16], &[]));
-    let c3 = rest.first_chunk::<16>().unwrap_or(&[0; 16]);
-    [V::load(c0), V::load(c1), V::load(c2), V::load(c3)]
-}
+/// A 64-byte block of the body, as four vectors.
+#[derive(Clone, Copy)]
+pub(crate) struct Block([V; 4]);
 
-/// The 64-byte blocks of `b` and, zero-padded to 64 bytes, what is left after them (when
-/// anything is), with its length.
-#[inline(always)]
-fn blocks(b: &[u8]) -> (core::slice::ChunksExact<'_, u8>, Option<([u8; 64], usize)>) {
-    let chunks = b.chunks_exact(64);
-    let rest = chunks.remainder();
-    let tail = (!rest.is_empty()).then(|| {
-        let mut pad = [0u8; 64];
-        if let Some(dst) = pad.get_mut(..rest.len()) {
-            dst.copy_from_slice(rest);
+impl Block {
+    #[inline(always)]
+    pub(crate) fn new(b: &[u8; 64]) -> Block {
+        let (c0, rest) = b.split_first_chunk::<16>().unwrap_or((&[0; 16], &[]));
+        let (c1, rest) = rest.split_first_chunk::<16>().unwrap_or((&[0; 16], &[]));
+        let (c2, rest) = rest.split_first_chunk::<16>().unwrap_or((&[0; 16], &[]));
+        let c3 = rest.first_chunk::<16>().unwrap_or(&[0; 16]);
+        Block([V::load(c0), V::load(c1), V::load(c2), V::load(c3)])
+    }
+
+    /// The fewer than 64 bytes of `b` (the end of the body), padded with spaces: ASCII, and
+    /// none of the bytes [`Block::string_mask`] flags.
+    #[inline(never)]
+    pub(crate) fn padded(b: &[u8]) -> Block {
+        let mut pad = [b' '; 64];
+        let n = b.len().min(64);
+        if let (Some(dst), Some(src)) = (pad.get_mut(..n), b.get(..n)) {
+            dst.copy_from_slice(src);
         }
-        (pad, rest.len())
-    });
-    (chunks, tail)
+        Block::new(&pad)
+    }
+
+    /// The bits of the bytes (bit `k` for byte `k`) that are `"`, `\` or a control character
+    /// (below 0x20): in a string of valid UTF-8, the only bytes that are not plain text.
+    #[inline(always)]
+    pub(crate) fn string_mask(&self) -> u64 {
+        let quote_flip = V::splat(0x02);
+        let below = V::splat(0x20);
+        let backslash = V::splat(b'\\');
+        // `x ^ 0x02` maps the control characters onto themselves and `"` (0x22) onto 0x20, the
+        // only other byte at or below 0x20 (a space becomes 0x22): so one unsigned `min` and one
+        // compare find both.
+        let one = |x: V| {
+            let y = x.xor(quote_flip);
+            u64::from(y.min(below).eq(y).or(x.eq(backslash)).bitmask())
+        };
+        let [v0, v1, v2, v3] = self.0;
+        one(v0) | (one(v1) << 16) | (one(v2) << 32) | (one(v3) << 48)
+    }
+
+    /// The bits of the bytes that are not ASCII.
+    #[inline(always)]
+    pub(crate) fn non_ascii(&self) -> u64 {
+        let [v0, v1, v2, v3] = self.0;
+        u64::from(v0.bitmask())
+            | (u64::from(v1.bitmask()) << 16)
+            | (u64::from(v2.bitmask()) << 32)
+            | (u64::from(v3.bitmask()) << 48)
+    }
 }
 
 // The error bits of the lookup tables: which bad pair each one stands for.
@@ -476,7 +506,7 @@ const BYTE_2_HIGH: [u8; 16] = [
     TOO_SHORT,
 ];
 
-/// The constant vectors of the UTF-8 check, built once per call of [`utf8_valid`].
+/// The constant vectors of the UTF-8 check.
 struct Utf8Tables {
     byte_1_high: V,
     byte_1_low: V,
@@ -534,77 +564,90 @@ impl Utf8Tables {
     }
 }
 
-/// Whether `b` is valid UTF-8: always the same answer as `std::str::from_utf8(b).is_ok()`.
-pub(crate) fn utf8_valid(b: &[u8]) -> bool {
-    let t = Utf8Tables::new();
-    let zero = V::splat(0);
-    let mut error = zero;
-    let mut prev = zero;
-    // Non-zero when `prev` ends in the middle of a sequence (only an error if the input ends
-    // there, or ASCII follows).
-    let mut prev_incomplete = zero;
-    let mut check = |chunk: &[u8; 64], error: &mut V| {
-        let [v0, v1, v2, v3] = block(chunk);
+/// A UTF-8 check of consecutive 64-byte blocks: what [`utf8_valid`] does to a whole input,
+/// and the fast string scan to the blocks of one string, as it reaches them.
+pub(crate) struct Utf8 {
+    t: Utf8Tables,
+    /// The error bits found so far.
+    error: V,
+    /// The last 16 bytes checked (zero stands for ASCII).
+    prev: V,
+    /// Non-zero when `prev` ends in the middle of a sequence: only an error if the input ends
+    /// there, or ASCII follows.
+    prev_incomplete: V,
+}
+
+impl Utf8 {
+    #[inline(always)]
+    pub(crate) fn new() -> Utf8 {
+        let zero = V::splat(0);
+        Utf8 {
+            t: Utf8Tables::new(),
+            error: zero,
+            prev: zero,
+            prev_incomplete: zero,
+        }
+    }
+
+    /// Checks the block that follows the bytes checked so far.
+    #[inline(always)]
+    pub(crate) fn check(&mut self, block: &Block) {
+        let [v0, v1, v2, v3] = block.0;
         if v0.or(v1).or(v2).or(v3).bitmask() != 0 {
+            let t = &self.t;
             let e = t
-                .check_vector(v0, prev)
+                .check_vector(v0, self.prev)
                 .or(t.check_vector(v1, v0))
                 .or(t.check_vector(v2, v1))
                 .or(t.check_vector(v3, v2));
-            *error = error.or(e);
-            prev_incomplete = v3.sub_sat(t.incomplete);
-            prev = v3;
+            self.error = self.error.or(e);
+            self.prev_incomplete = v3.sub_sat(t.incomplete);
+            self.prev = v3;
         } else {
-            // All ASCII: fine unless the block before ended inside a sequence. Zero stands for
-            // the block's ASCII bytes as the "previous" vector from now on.
-            *error = error.or(prev_incomplete);
-            prev_incomplete = zero;
-            prev = zero;
+            self.ascii();
         }
-    };
-    let (chunks, tail) = blocks(b);
-    for chunk in chunks {
+    }
+
+    /// What follows the bytes checked so far, up to the next block checked, is ASCII: fine
+    /// unless they end inside a sequence.
+    #[inline(always)]
+    pub(crate) fn ascii(&mut self) {
+        let zero = V::splat(0);
+        self.error = self.error.or(self.prev_incomplete);
+        self.prev_incomplete = zero;
+        self.prev = zero;
+    }
+
+    /// No error so far (a sequence the last block cut off is not one yet).
+    #[inline(always)]
+    pub(crate) fn ok(&self) -> bool {
+        !self.error.any()
+    }
+
+    /// No error, and the bytes checked end on a character boundary.
+    #[inline(always)]
+    pub(crate) fn complete(&self) -> bool {
+        !self.error.or(self.prev_incomplete).any()
+    }
+}
+
+/// Whether `b` is valid UTF-8: always the same answer as `std::str::from_utf8(b).is_ok()`.
+pub(crate) fn utf8_valid(b: &[u8]) -> bool {
+    let mut utf8 = Utf8::new();
+    let mut chunks = b.chunks_exact(64);
+    for chunk in chunks.by_ref() {
         let Ok(chunk) = <&[u8; 64]>::try_from(chunk) else {
             break;
         };
-        check(chunk, &mut error);
+        utf8.check(&Block::new(chunk));
         // Invalid input is rare: a check every 64 bytes costs less than scanning on.
-        if error.any() {
+        if !utf8.ok() {
             return false;
         }
     }
-    if let Some((pad, _)) = tail {
-        check(&pad, &mut error);
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        utf8.check(&Block::padded(rest));
     }
-    !error.or(prev_incomplete).any()
-}
-
-/// The bits of the bytes of `b` (bit `k` for `b[k]`) that are `"`, `\` or a control
-/// character (below 0x20): in a string, the only bytes that are not plain text when the body
-/// is known to be valid UTF-8.
-#[inline(always)]
-pub(crate) fn string_mask(b: &[u8; 64]) -> u64 {
-    let [v0, v1, v2, v3] = block(b);
-    let quote_flip = V::splat(0x02);
-    let below = V::splat(0x20);
-    let backslash = V::splat(b'\\');
-    // `x ^ 0x02` maps the control characters onto themselves and `"` (0x22) onto 0x20, the
-    // only other byte at or below 0x20 (a space becomes 0x22): so one unsigned `min` and one
-    // compare find both.
-    let one = |x: V| {
-        let y = x.xor(quote_flip);
-        u64::from(y.min(below).eq(y).or(x.eq(backslash)).bitmask())
-    };
-    one(v0) | (one(v1) << 16) | (one(v2) << 32) | (one(v3) << 48)
-}
-
-/// [`string_mask`] of the fewer than 64 bytes of `b`: the padding flags nothing.
-#[inline(never)]
-pub(crate) fn string_mask_tail(b: &[u8]) -> u64 {
-    let mut pad = [b' '; 64];
-    let n = b.len().min(64);
-    if let (Some(dst), Some(src)) = (pad.get_mut(..n), b.get(..n)) {
-        dst.copy_from_slice(src);
-    }
-    string_mask(&pad)
+    utf8.complete()
 }

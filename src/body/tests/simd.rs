@@ -10,9 +10,10 @@
 
 use super::generated::gen_body;
 use super::scanner::random_string;
-use crate::body::scan::{skip_ws, Mode};
+use crate::body::scan::{scan_string, scan_string_fast, skip_ws, string_fast, Mode};
 use crate::body::scan_check::scan;
-use crate::body::simd::{string_mask, string_mask_tail, utf8_valid, V};
+use crate::body::simd::{utf8_valid, Block, V};
+use crate::body::BodyError;
 use crate::testing::{test, RngCore, SplitMix64, TestRng};
 
 #[test]
@@ -208,6 +209,12 @@ fn naive_string_mask(b: &[u8]) -> u64 {
     })
 }
 
+fn naive_non_ascii(b: &[u8]) -> u64 {
+    b.iter()
+        .enumerate()
+        .fold(0, |m, (k, &c)| m | (u64::from(c >= 0x80) << k))
+}
+
 #[test]
 fn the_string_mask_flags_exactly_quotes_backslashes_and_control_bytes() {
     for pos in 0..64 {
@@ -215,8 +222,13 @@ fn the_string_mask_flags_exactly_quotes_backslashes_and_control_bytes() {
             let mut block = [b'a'; 64];
             block[pos] = c;
             assert_eq!(
-                string_mask(&block),
+                Block::new(&block).string_mask(),
                 naive_string_mask(&block),
+                "{c:#x} at {pos}"
+            );
+            assert_eq!(
+                Block::new(&block).non_ascii(),
+                naive_non_ascii(&block),
                 "{c:#x} at {pos}"
             );
         }
@@ -227,40 +239,39 @@ fn the_string_mask_flags_exactly_quotes_backslashes_and_control_bytes() {
             0 => b"\"\\\x00\x1f\x20\x21\x5b\x5d\x7f\x80\xa2\xdc\xff"[rng.below(13)],
             _ => rng.next_u64() as u8,
         });
-        assert_eq!(string_mask(&block), naive_string_mask(&block));
+        assert_eq!(Block::new(&block).string_mask(), naive_string_mask(&block));
+        assert_eq!(Block::new(&block).non_ascii(), naive_non_ascii(&block));
         let n = rng.below(64);
         assert_eq!(
-            string_mask_tail(&block[..n]),
+            Block::padded(&block[..n]).string_mask(),
             naive_string_mask(&block[..n])
+        );
+        assert_eq!(
+            Block::padded(&block[..n]).non_ascii(),
+            naive_non_ascii(&block[..n])
         );
     }
 }
 
-/// The value at the start of `b` scanned in both modes (the fast one only when `b` is valid
-/// UTF-8, which it requires): the same end, members and error. Whether `b` is one JSON text by
-/// that scan is what serde_json says too. Returns that.
+/// The value at the start of `b` scanned in both modes: the same end, members and error, on
+/// any input. Whether `b` is one JSON text by that scan is what serde_json says too. Returns
+/// that.
 #[track_caller]
 fn check_body(b: &[u8]) -> bool {
     let start = skip_ws(b, 0);
     let scalar = scan(b, start, false);
-    let utf8 = std::str::from_utf8(b).is_ok();
     assert_eq!(
         utf8_valid(b),
-        utf8,
+        std::str::from_utf8(b).is_ok(),
         "utf8_valid on {:?}",
         String::from_utf8_lossy(b)
     );
-    // Fast only where the vector code is real (wasm simd128) and the body valid UTF-8.
-    let vector_build = cfg!(all(target_arch = "wasm32", target_feature = "simd128"));
-    assert_eq!(Mode::of(b) == Mode::Fast, utf8 && vector_build);
-    if utf8 {
-        assert_eq!(
-            scan(b, start, true),
-            scalar,
-            "fast vs scalar on {:?}",
-            String::from_utf8_lossy(b)
-        );
-    }
+    assert_eq!(
+        scan(b, start, true),
+        scalar,
+        "fast vs scalar on {:?}",
+        String::from_utf8_lossy(b)
+    );
     let ours = start < b.len() && matches!(&scalar, Ok((end, _)) if skip_ws(b, *end) == b.len());
     // Read into `IgnoredAny`, serde_json checks the grammar alone (a lone surrogate escape or a
     // number beyond f64 is grammatical, as for `parse`), and not UTF-8: std does.
@@ -378,5 +389,112 @@ fn both_modes_agree_on_long_strings_with_escapes_across_every_block_boundary() {
                 check_body(&b[..end]);
             }
         }
+    }
+}
+
+#[test]
+fn parse_scans_strings_in_the_fast_mode_exactly_where_the_vectors_are_real() {
+    assert_eq!(
+        Mode::BEST == Mode::Fast,
+        cfg!(all(target_arch = "wasm32", target_feature = "simd128"))
+    );
+}
+
+/// A string of valid text (every width of character, escapes) of about `len` bytes.
+fn valid_text(rng: &mut SplitMix64, len: usize) -> Vec<u8> {
+    let pieces: [&[u8]; 9] = [
+        b"plain words ",
+        b"x",
+        "caf\u{e9} ".as_bytes(),
+        "\u{65e5}\u{672c}\u{8a9e}".as_bytes(),
+        "\u{1f600}".as_bytes(),
+        b"\\n",
+        b"\\\"",
+        b"\\u00e9",
+        b"\\\\",
+    ];
+    let mut t = Vec::new();
+    while t.len() < len {
+        t.extend_from_slice(pieces[rng.below(pieces.len())]);
+    }
+    t
+}
+
+#[test]
+fn the_fast_scan_answers_valid_strings_itself_wherever_they_end_and_whatever_follows() {
+    // The one-pass scan must not send valid text to the scalar scan (it would be right, and
+    // slow): whether the string ends in its first block or later, on an escape or not, with
+    // ASCII or non-ASCII text after the closing quote, the block cutting a character in two.
+    let mut rng = SplitMix64::new(0x51d_0008);
+    let after: [&[u8]; 4] = [
+        b"}",
+        ",\"k\":\"\u{65e5}\u{672c}\u{8a9e}\u{65e5}\"}".as_bytes(),
+        b",\"k\":\"x\"}",
+        ",\"k\":\"\u{1f600}".as_bytes(),
+    ];
+    for round in 0..3000 {
+        let align = round % 64;
+        let mut b = vec![b' '; align];
+        let i = b.len();
+        b.push(b'"');
+        b.extend_from_slice(&{
+            let n = rng.below(200);
+            valid_text(&mut rng, n)
+        });
+        b.push(b'"');
+        let end = b.len();
+        let tail = after[rng.below(after.len())];
+        // What follows, then up to 63 spaces: the string's last block ends anywhere in it,
+        // inside a character too. (A body that ends inside a character is refused anyway; its
+        // last string may well take the scalar scan.)
+        b.extend_from_slice(tail);
+        b.resize(b.len() + rng.below(64), b' ');
+        let want = scan_string(&b, i);
+        assert!(matches!(want, Ok((e, _)) if e == end), "{want:?}");
+        assert_eq!(
+            string_fast(&b, i),
+            want.ok(),
+            "on {:?}",
+            String::from_utf8_lossy(&b)
+        );
+    }
+}
+
+#[test]
+fn a_string_that_is_not_valid_utf8_goes_to_the_scalar_scan_and_gets_its_exact_error() {
+    let mut rng = SplitMix64::new(0x51d_0009);
+    let bad: [&[u8]; 8] = [
+        b"\xff",
+        b"\xc3",
+        b"\xc3(",
+        b"\xe6\x97",
+        b"\xed\xa0\x80",
+        b"\xf0\x8f\xbf\xbf",
+        b"\xf4\x90\x80\x80",
+        b"\x80",
+    ];
+    for round in 0..3000 {
+        let mut b = vec![b' '; round % 64];
+        let i = b.len();
+        b.push(b'"');
+        b.extend_from_slice(&{
+            let n = rng.below(150);
+            valid_text(&mut rng, n)
+        });
+        b.extend_from_slice(bad[rng.below(bad.len())]);
+        b.extend_from_slice(&{
+            let n = rng.below(80);
+            valid_text(&mut rng, n)
+        });
+        if rng.chance(50) {
+            b.extend_from_slice(b"\"}");
+        }
+        let want = scan_string(&b, i);
+        assert!(
+            matches!(want, Err(BodyError::InvalidUtf8 { .. })),
+            "{want:?}"
+        );
+        assert_eq!(string_fast(&b, i), None);
+        assert_eq!(scan_string_fast(&b, i), want);
     }
 }
