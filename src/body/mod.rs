@@ -35,13 +35,12 @@ pub mod scan_check {
     /// value start, value end).
     pub type Scanned = Result<(usize, Vec<(usize, usize, bool, usize, usize)>), BodyError>;
 
-    /// Whether `b` is valid UTF-8, by the vector check `parse` uses to pick the fast mode.
+    /// Whether `b` is valid UTF-8, by the vector check the fast mode runs on a string's blocks.
     pub fn utf8_valid(b: &[u8]) -> bool {
         super::simd::utf8_valid(b)
     }
 
-    /// Scans the value at `start` (not whitespace) in the fast mode, which is only meant for
-    /// a `b` that is valid UTF-8 as a whole, or in the scalar one.
+    /// Scans the value at `start` (not whitespace) in the fast mode or in the scalar one.
     pub fn scan(b: &[u8], start: usize, fast: bool) -> Scanned {
         let mode = if fast { Mode::Fast } else { Mode::Scalar };
         let mut members = Vec::new();
