@@ -306,9 +306,14 @@ def count_instructions(target: bench.EnvoyTarget, body: bytes, n: int, tag: str)
         # compile (millions of instructions) would be spread over the requests.
         bench.probe(target.port, body, {}, WARMUP_REQUESTS or max(20, n))
         pid = str(proc.pid)
-        subprocess.run(["callgrind_control", "-z", pid], capture_output=True)
-        subprocess.run(["callgrind_control", "-i", "on", pid], capture_output=True)
-        bench.probe(target.port, body, {}, n)
+
+        def start_counting() -> None:
+            subprocess.run(["callgrind_control", "-z", pid], capture_output=True)
+            subprocess.run(["callgrind_control", "-i", "on", pid], capture_output=True)
+
+        # Counted: exactly the n requests (the probe's 5 connection-warming ones run before
+        # `start_counting`; counted, they had inflated every figure by (n + 5) / n).
+        bench.probe(target.port, body, {}, n, ready=start_counting)
         subprocess.run(["callgrind_control", "-i", "off", pid], capture_output=True)
         subprocess.run(["callgrind_control", "-d", pid], capture_output=True)
     finally:

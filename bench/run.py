@@ -696,7 +696,9 @@ def aggregate(rounds: list[dict]) -> dict:
 # unloaded latency / time to first byte (one connection, sequential requests)
 
 
-def probe(port: int, body: bytes, headers: dict[str, str], n: int) -> dict:
+def probe(port: int, body: bytes, headers: dict[str, str], n: int, ready=None) -> dict:
+    """n requests one at a time on one connection, after 5 that warm it (not in the figures);
+    `ready`, when given, is called between the two (profile.py starts counting there)."""
     req_head = (
         "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Content-Type: application/json\r\nAuthorization: Bearer {CLIENT_KEY}\r\n"
@@ -709,6 +711,8 @@ def probe(port: int, body: bytes, headers: dict[str, str], n: int) -> dict:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         for i in range(n + 5):  # the first 5 warm the connection
+            if i == 5 and ready is not None:
+                ready()
             t0 = time.perf_counter()
             sock.sendall(req_head + body)
             buf = b""
