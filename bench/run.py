@@ -1556,8 +1556,10 @@ def upstream_filter_tables(results: dict) -> str:
             "",
             "The same load through Envoy with the listener's filter only (`filter`) and with the same "
             ".wasm also as the cluster's upstream filter (`filter-upstream`, demo.yaml as shipped). "
-            "On a first attempt the upstream filter reads one request header and the response "
-            "`:status`. Target: ≤ 10 µs of CPU per request added. The last column: the same "
+            "On a first attempt the upstream filter looks up the attempt mark the listener's filter "
+            "left (nothing more when the request has no fallback plan; else it sets the mark and "
+            "reads the response `:status`). Target: ≤ 10 µs of CPU per request added. The last "
+            "column: the same "
             "difference for the previous build (`filter-upstream-base` − `filter-base`).",
             "",
             "| scenario / case | filter CPU µs/req | + upstream filter CPU µs/req | added µs/req | CPU ratio | req/s ratio | ≤ 10 µs "
