@@ -387,22 +387,23 @@ impl Block {
         // `x ^ 0x02` maps the control characters onto themselves and `"` (0x22) onto 0x20, the
         // only other byte at or below 0x20 (a space becomes 0x22): so one unsigned `min` and one
         // compare find both.
-        let one = |x: V| {
+        self.bits(|x| {
             let y = x.xor(quote_flip);
-            u64::from(y.min(below).eq(y).or(x.eq(backslash)).bitmask())
-        };
-        let [v0, v1, v2, v3] = self.0;
-        one(v0) | (one(v1) << 16) | (one(v2) << 32) | (one(v3) << 48)
+            y.min(below).eq(y).or(x.eq(backslash))
+        })
     }
 
     /// The bits of the bytes that are not ASCII.
     #[inline(always)]
     pub(crate) fn non_ascii(&self) -> u64 {
-        let [v0, v1, v2, v3] = self.0;
-        u64::from(v0.bitmask())
-            | (u64::from(v1.bitmask()) << 16)
-            | (u64::from(v2.bitmask()) << 32)
-            | (u64::from(v3.bitmask()) << 48)
+        self.bits(|x| x)
+    }
+
+    /// Bit `k` is bit 7 of byte `k` of `f` applied to each vector.
+    #[inline(always)]
+    fn bits(&self, f: impl Fn(V) -> V) -> u64 {
+        let [v0, v1, v2, v3] = self.0.map(|v| u64::from(f(v).bitmask()));
+        v0 | (v1 << 16) | (v2 << 32) | (v3 << 48)
     }
 }
 
