@@ -281,34 +281,33 @@ fn check_body(b: &[u8]) -> bool {
     ours
 }
 
-/// Raw string text with long runs between stops: words, non-ASCII text of every width,
-/// escapes, and now and then something invalid (a bad escape, a control byte, a lone quote).
+/// Pieces of valid string text: words, non-ASCII text of every width, escapes.
+const TEXT: [&[u8]; 12] = [
+    b"Summarise the following report ",
+    b"x",
+    b"about ",
+    b"\\n",
+    b"\\\"latency\\\" ",
+    "caf\u{e9} ".as_bytes(),
+    "\u{65e5}\u{672c}\u{8a9e} ".as_bytes(),
+    "\u{1f600}".as_bytes(),
+    b"\\u00e9\\uD83D\\uDE00",
+    b"\\\\",
+    b"\\/\\b\\f\\r\\t",
+    b"throughput. ",
+];
+
+/// Raw string text with long runs between stops: [`TEXT`], and now and then something
+/// invalid (a bad escape, a control byte, a lone quote).
 fn long_text(rng: &mut SplitMix64) -> Vec<u8> {
-    let pieces: [&[u8]; 16] = [
-        b"Summarise the following report ",
-        b"x",
-        b"about ",
-        b"\\n",
-        b"\\\"latency\\\" ",
-        "café ".as_bytes(),
-        "日本語 ".as_bytes(),
-        "😀".as_bytes(),
-        b"\\u00e9\\uD83D\\uDE00",
-        b"\\\\",
-        b"\\/\\b\\f\\r\\t",
-        b"throughput. ",
-        b"\\x",
-        b"\x01",
-        b"\\u12G4",
-        b"\"",
-    ];
+    let broken: [&[u8]; 4] = [b"\\x", b"\x01", b"\\u12G4", b"\""];
     let mut t = Vec::new();
     let len = rng.below(400);
     while t.len() < len {
         let p = if rng.chance(97) {
-            pieces[rng.below(12)]
+            TEXT[rng.below(TEXT.len())]
         } else {
-            pieces[12 + rng.below(4)]
+            broken[rng.below(broken.len())]
         };
         t.extend_from_slice(p);
     }
@@ -400,22 +399,11 @@ fn parse_scans_strings_in_the_fast_mode_exactly_where_the_vectors_are_real() {
     );
 }
 
-/// A string of valid text (every width of character, escapes) of about `len` bytes.
+/// A string of valid text ([`TEXT`]) of about `len` bytes.
 fn valid_text(rng: &mut SplitMix64, len: usize) -> Vec<u8> {
-    let pieces: [&[u8]; 9] = [
-        b"plain words ",
-        b"x",
-        "caf\u{e9} ".as_bytes(),
-        "\u{65e5}\u{672c}\u{8a9e}".as_bytes(),
-        "\u{1f600}".as_bytes(),
-        b"\\n",
-        b"\\\"",
-        b"\\u00e9",
-        b"\\\\",
-    ];
     let mut t = Vec::new();
     while t.len() < len {
-        t.extend_from_slice(pieces[rng.below(pieces.len())]);
+        t.extend_from_slice(TEXT[rng.below(TEXT.len())]);
     }
     t
 }
